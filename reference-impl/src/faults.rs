@@ -1,0 +1,251 @@
+//! Fault modes: deliberate defects, each of which breaks a named set of keel requirements.
+//!
+//! keel proves that every one of its checks can fail by running the reference issuer with a
+//! fault switched on and expecting exactly the listed requirements to fail. The requirement ids
+//! are keel's (see keel's `SPEC.md`); this module only names them.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One deliberate defect of the reference issuer, chosen with `--fault NAME`.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// A fresh signing key at every start, never persisted.
+    EphemeralKeys,
+    /// Revocations kept only in memory.
+    MemoryRevocations,
+    /// `sub` derived from the boot id instead of a stored identifier.
+    NewSubAfterRestart,
+    /// Refresh-token checksum not compared.
+    ChecksumUnchecked,
+    /// Refresh-token prefix not compared.
+    PrefixUnchecked,
+    /// Checksum computed without the prefix.
+    BadChecksum,
+    /// Refresh tokens issued with `rt_` instead of `krt_`.
+    UnprefixedRefresh,
+    /// Access-token JWTs introspected without verifying signature, alg or kid.
+    JwtSignatureUnchecked,
+    /// Unsigned `alg: none` JWTs accepted by introspection.
+    AlgNoneAccepted,
+    /// Signature verification skipped when the kid is unknown.
+    UnknownKidAccepted,
+    /// A random kid at every start instead of the RFC 7638 thumbprint.
+    RandomKid,
+    /// The JWKS publishes a key other than the signing key.
+    KidNotPublished,
+    /// Access tokens without a `client_id` claim.
+    MissingClientId,
+    /// Refresh-token introspection reports a `jti` other than the public id.
+    IntrospectionJtiMismatch,
+    /// `exp` and `iat` introspected as strings.
+    StringTimestamps,
+    /// Inactive introspection responses carry an extra member.
+    VerboseInactive,
+    /// Revoking an unknown token answers 400.
+    RevokeUnknown400,
+    /// Revoking a refresh token leaves its grant's access tokens active.
+    RevokeKeepsAccess,
+    /// Token records buffered in memory and written to SQLite every 2 s.
+    LazyCommit,
+}
+
+impl Fault {
+    /// Every fault mode, in the order of the brief's table.
+    pub const ALL: &'static [Fault] = &[
+        Fault::EphemeralKeys,
+        Fault::MemoryRevocations,
+        Fault::NewSubAfterRestart,
+        Fault::ChecksumUnchecked,
+        Fault::PrefixUnchecked,
+        Fault::BadChecksum,
+        Fault::UnprefixedRefresh,
+        Fault::JwtSignatureUnchecked,
+        Fault::AlgNoneAccepted,
+        Fault::UnknownKidAccepted,
+        Fault::RandomKid,
+        Fault::KidNotPublished,
+        Fault::MissingClientId,
+        Fault::IntrospectionJtiMismatch,
+        Fault::StringTimestamps,
+        Fault::VerboseInactive,
+        Fault::RevokeUnknown400,
+        Fault::RevokeKeepsAccess,
+        Fault::LazyCommit,
+    ];
+
+    /// The kebab-case name used on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::EphemeralKeys => "ephemeral-keys",
+            Fault::MemoryRevocations => "memory-revocations",
+            Fault::NewSubAfterRestart => "new-sub-after-restart",
+            Fault::ChecksumUnchecked => "checksum-unchecked",
+            Fault::PrefixUnchecked => "prefix-unchecked",
+            Fault::BadChecksum => "bad-checksum",
+            Fault::UnprefixedRefresh => "unprefixed-refresh",
+            Fault::JwtSignatureUnchecked => "jwt-signature-unchecked",
+            Fault::AlgNoneAccepted => "alg-none-accepted",
+            Fault::UnknownKidAccepted => "unknown-kid-accepted",
+            Fault::RandomKid => "random-kid",
+            Fault::KidNotPublished => "kid-not-published",
+            Fault::MissingClientId => "missing-client-id",
+            Fault::IntrospectionJtiMismatch => "introspection-jti-mismatch",
+            Fault::StringTimestamps => "string-timestamps",
+            Fault::VerboseInactive => "verbose-inactive",
+            Fault::RevokeUnknown400 => "revoke-unknown-400",
+            Fault::RevokeKeepsAccess => "revoke-keeps-access",
+            Fault::LazyCommit => "lazy-commit",
+        }
+    }
+
+    /// The keel requirement ids this fault is meant to break, and nothing else.
+    pub fn breaks(&self) -> &'static [&'static str] {
+        match self {
+            Fault::EphemeralKeys => &["RST-1", "RST-3"],
+            Fault::MemoryRevocations => &["RST-4"],
+            Fault::NewSubAfterRestart => &["RST-2", "RST-5"],
+            Fault::ChecksumUnchecked => &["NEG-1"],
+            Fault::PrefixUnchecked => &["NEG-2"],
+            Fault::BadChecksum => &["FMT-2"],
+            Fault::UnprefixedRefresh => &["FMT-1"],
+            Fault::JwtSignatureUnchecked => &["NEG-3", "NEG-4", "NEG-5"],
+            Fault::AlgNoneAccepted => &["NEG-4"],
+            Fault::UnknownKidAccepted => &["NEG-5"],
+            Fault::RandomKid => &["IDN-3", "RST-1", "RST-3"],
+            Fault::KidNotPublished => &["IDN-2"],
+            Fault::MissingClientId => &["IDN-1"],
+            Fault::IntrospectionJtiMismatch => &["IDN-4"],
+            Fault::StringTimestamps => &["INT-1"],
+            Fault::VerboseInactive => &["INT-2"],
+            Fault::RevokeUnknown400 => &["INT-3"],
+            Fault::RevokeKeepsAccess => &["INT-4"],
+            Fault::LazyCommit => &["RST-6"],
+        }
+    }
+
+    /// One sentence saying what the fault does.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Fault::EphemeralKeys => {
+                "Generates a fresh signing key at every start and never persists it, so the JWKS and kid change on restart and older JWTs stop verifying."
+            }
+            Fault::MemoryRevocations => {
+                "Keeps revocations only in an in-memory set, so a restart brings revoked tokens back to life."
+            }
+            Fault::NewSubAfterRestart => {
+                "Derives `sub` from the boot id and the principal at issuance and introspection, so the same principal gets a new `sub` after every restart."
+            }
+            Fault::ChecksumUnchecked => {
+                "Skips the checksum comparison when validating refresh tokens."
+            }
+            Fault::PrefixUnchecked => {
+                "Accepts any four characters as the refresh-token prefix, checking the checksum over whatever is there."
+            }
+            Fault::BadChecksum => {
+                "Computes the refresh-token checksum over the characters after the prefix only, when issuing and when validating."
+            }
+            Fault::UnprefixedRefresh => {
+                "Issues (and accepts) refresh tokens with the prefix `rt_` instead of `krt_`."
+            }
+            Fault::JwtSignatureUnchecked => {
+                "Introspection decodes access-token JWTs without verifying their signature, alg or kid."
+            }
+            Fault::AlgNoneAccepted => {
+                "Introspection accepts unsigned `alg: none` JWTs whose jti names a live token record."
+            }
+            Fault::UnknownKidAccepted => {
+                "Introspection skips signature verification when the JWT's kid is not in the key store."
+            }
+            Fault::RandomKid => {
+                "Uses a random uuid chosen at every start as the kid instead of the RFC 7638 thumbprint, so tokens signed before a restart name a kid that no longer exists."
+            }
+            Fault::KidNotPublished => {
+                "Publishes a different, freshly generated key in the JWKS instead of the signing key."
+            }
+            Fault::MissingClientId => "Omits the `client_id` claim from access-token JWTs.",
+            Fault::IntrospectionJtiMismatch => {
+                "Reports a refresh token's `jti` at introspection as the first 16 hex characters of its secret hash instead of its public id."
+            }
+            Fault::StringTimestamps => {
+                "Reports `exp` and `iat` as strings in active introspection responses."
+            }
+            Fault::VerboseInactive => {
+                "Answers inactive introspections with `{\"active\":false,\"error\":\"token_not_found\"}`."
+            }
+            Fault::RevokeUnknown400 => {
+                "Answers the revocation of an unknown token with 400 `{\"error\":\"invalid_request\"}`."
+            }
+            Fault::RevokeKeepsAccess => {
+                "Revoking a refresh token revokes that refresh token only, leaving its grant's access tokens active."
+            }
+            Fault::LazyCommit => {
+                "Buffers token records in memory and writes them to SQLite every 2 s and on graceful shutdown, so a SIGKILL right after issuance loses them."
+            }
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error for a fault name that names no fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault {given:?}; valid faults are: {}", valid_names())]
+pub struct UnknownFault {
+    /// The name that was given.
+    pub given: String,
+}
+
+fn valid_names() -> String {
+    Fault::ALL
+        .iter()
+        .map(Fault::name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl FromStr for Fault {
+    type Err = UnknownFault;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fault::ALL
+            .iter()
+            .copied()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFault {
+                given: s.to_owned(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_roundtrip_and_are_unique() {
+        let mut seen = HashSet::new();
+        for f in Fault::ALL {
+            assert!(seen.insert(f.name()), "duplicate name {}", f.name());
+            assert_eq!(f.name().parse::<Fault>(), Ok(*f));
+            assert!(!f.breaks().is_empty());
+            assert!(f.description().ends_with('.'));
+        }
+        assert_eq!(seen.len(), 19);
+    }
+
+    #[test]
+    fn unknown_name_lists_valid_ones() {
+        let err = "nope".parse::<Fault>().unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("\"nope\""));
+        assert!(msg.contains("ephemeral-keys"));
+        assert!(msg.contains("lazy-commit"));
+    }
+}

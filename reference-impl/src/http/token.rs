@@ -1,0 +1,302 @@
+//! `POST /token`: the client-credentials, authorization-code (PKCE S256) and refresh-token
+//! grants. Every token record is committed (except under `lazy-commit`) before the response.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::auth::{authenticate, parse_form};
+use super::{App, OAuthError, Shared, no_store_json};
+use crate::config::Client;
+use crate::faults::Fault;
+use crate::store::{
+    AccessRecord, GrantRecord, KIND_AUTHORIZATION_CODE, KIND_CLIENT_CREDENTIALS, RefreshRecord,
+    TokenRecord,
+};
+use crate::tokens::{AccessClaims, ct_eq, parse_scope, sha256_b64url, sha256_hex, sign_access};
+
+pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    match token_inner(&app, &headers, &body).await {
+        Ok(body) => no_store_json(StatusCode::OK, body),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn token_inner(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, OAuthError> {
+    let form = parse_form(body)?;
+    let client = authenticate(&app.config, headers, &form)?;
+    match form.get("grant_type").map(String::as_str) {
+        None => Err(OAuthError::invalid_request("grant_type is required")),
+        Some("client_credentials") => client_credentials(app, client, &form).await,
+        Some("authorization_code") => authorization_code(app, client, &form).await,
+        Some("refresh_token") => refresh_token(app, client, &form).await,
+        Some(_) => Err(OAuthError::unsupported_grant_type(
+            "supported grant types: authorization_code, client_credentials, refresh_token",
+        )),
+    }
+}
+
+fn required<'f>(form: &'f HashMap<String, String>, name: &str) -> Result<&'f str, OAuthError> {
+    form.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+}
+
+/// The requested scope in canonical form, `read` when absent.
+pub(crate) fn requested_scope(raw: Option<&String>) -> Result<Option<String>, OAuthError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => parse_scope(raw)
+            .map(|s| Some(s.join(" ")))
+            .ok_or_else(|| OAuthError::invalid_scope("known scopes: read, write")),
+    }
+}
+
+/// Signs an access token for `grant` with `scope` and returns it with its record.
+fn mint_access(
+    app: &App,
+    grant: &GrantRecord,
+    sub: &str,
+    scope: &str,
+    now: i64,
+) -> Result<(String, TokenRecord), OAuthError> {
+    let lifetime = i64::try_from(app.config.access_token_lifetime).unwrap_or(i64::MAX / 2);
+    let claims = AccessClaims {
+        iss: app.issuer.clone(),
+        sub: sub.to_owned(),
+        aud: app.config.audience.clone(),
+        client_id: (!app.is(Fault::MissingClientId)).then(|| grant.client_id.clone()),
+        iat: now,
+        nbf: now,
+        exp: now + lifetime,
+        jti: uuid::Uuid::new_v4().to_string(),
+        scope: scope.to_owned(),
+        family_id: grant.is_family().then(|| grant.id.clone()),
+    };
+    let jwt = sign_access(&app.keys, &claims)?;
+    let record = AccessRecord {
+        jti: claims.jti,
+        grant_id: grant.id.clone(),
+        client_id: grant.client_id.clone(),
+        principal: grant.principal.clone(),
+        username: grant.username.clone(),
+        scope: scope.to_owned(),
+        issued_at: now,
+        expires_at: claims.exp,
+        revoked_at: None,
+    };
+    Ok((jwt, TokenRecord::Access(record)))
+}
+
+/// A new refresh token of `grant`'s family with `scope`.
+fn mint_refresh(app: &App, grant: &GrantRecord, scope: &str, now: i64) -> (String, RefreshRecord) {
+    let lifetime = i64::try_from(app.config.refresh_token_lifetime).unwrap_or(i64::MAX / 2);
+    let (token, parts) = app.refresh_format.generate();
+    let record = RefreshRecord {
+        public_id: parts.public_id,
+        secret_hash: sha256_hex(parts.secret.as_bytes()),
+        grant_id: grant.id.clone(),
+        client_id: grant.client_id.clone(),
+        principal: grant.principal.clone(),
+        username: grant.username.clone(),
+        scope: scope.to_owned(),
+        issued_at: now,
+        expires_at: now + lifetime,
+        rotated_at: None,
+        replaced_by: None,
+        revoked_at: None,
+    };
+    (token, record)
+}
+
+fn success(app: &App, access: String, scope: &str, refresh: Option<String>) -> serde_json::Value {
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": app.config.access_token_lifetime,
+        "scope": scope,
+    });
+    if let Some(r) = refresh {
+        body["refresh_token"] = json!(r);
+    }
+    body
+}
+
+async fn client_credentials(
+    app: &App,
+    client: &Client,
+    form: &HashMap<String, String>,
+) -> Result<serde_json::Value, OAuthError> {
+    let scope = requested_scope(form.get("scope"))?.unwrap_or_else(|| "read".to_owned());
+    let now = crate::now();
+    let principal = format!("client:{}", client.id);
+    let grant = GrantRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: KIND_CLIENT_CREDENTIALS.to_owned(),
+        client_id: client.id.clone(),
+        principal: principal.clone(),
+        username: None,
+        scope: scope.clone(),
+        created_at: now,
+        revoked_at: None,
+    };
+    let mut tx = app.store.begin().await?;
+    let sub = app.sub_for_tx(&mut tx, &principal).await?;
+    let (jwt, record) = mint_access(app, &grant, &sub, &scope, now)?;
+    tx.insert_grant(&grant).await?;
+    tx.insert_token(record).await?;
+    tx.commit().await?;
+    // RFC 6749 §4.4.3: no refresh token for client credentials.
+    Ok(success(app, jwt, &scope, None))
+}
+
+/// RFC 7636 §4.1: 43 to 128 unreserved characters.
+fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+async fn authorization_code(
+    app: &App,
+    client: &Client,
+    form: &HashMap<String, String>,
+) -> Result<serde_json::Value, OAuthError> {
+    let code = required(form, "code")?;
+    let redirect_uri = required(form, "redirect_uri")?;
+    let verifier = required(form, "code_verifier")?;
+    let code_hash = sha256_hex(code.as_bytes());
+    let now = crate::now();
+
+    let mut tx = app.store.begin().await?;
+    let Some(rec) = tx.code(&code_hash).await? else {
+        return Err(OAuthError::invalid_grant("unknown authorization code"));
+    };
+    if rec.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "authorization code was issued to another client",
+        ));
+    }
+    if rec.used_at.is_some() {
+        // RFC 6749 §4.1.2: deny, and revoke what the first redemption produced.
+        if let Some(grant_id) = &rec.grant_id {
+            tx.revoke_grant(grant_id, now).await?;
+        }
+        tx.commit().await?;
+        return Err(OAuthError::invalid_grant(
+            "authorization code already used; its tokens are revoked",
+        ));
+    }
+    if rec.expires_at <= now {
+        return Err(OAuthError::invalid_grant("authorization code expired"));
+    }
+    if rec.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match"));
+    }
+    if !valid_verifier(verifier)
+        || !ct_eq(
+            sha256_b64url(verifier.as_bytes()).as_bytes(),
+            rec.code_challenge.as_bytes(),
+        )
+    {
+        return Err(OAuthError::invalid_grant("PKCE verification failed"));
+    }
+
+    let principal = format!("user:{}", rec.username);
+    let grant = GrantRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: KIND_AUTHORIZATION_CODE.to_owned(),
+        client_id: client.id.clone(),
+        principal: principal.clone(),
+        username: Some(rec.username.clone()),
+        scope: rec.scope.clone(),
+        created_at: now,
+        revoked_at: None,
+    };
+    tx.insert_grant(&grant).await?;
+    if !tx.mark_code_used(&code_hash, now, &grant.id).await? {
+        // Unreachable while writers are serialized by BEGIN IMMEDIATE; refuse rather than
+        // issue twice.
+        return Err(OAuthError::invalid_grant("authorization code already used"));
+    }
+    let sub = app.sub_for_tx(&mut tx, &principal).await?;
+    let (jwt, access) = mint_access(app, &grant, &sub, &grant.scope, now)?;
+    let (refresh, refresh_rec) = mint_refresh(app, &grant, &grant.scope, now);
+    tx.insert_token(access).await?;
+    tx.insert_token(TokenRecord::Refresh(refresh_rec)).await?;
+    tx.commit().await?;
+    Ok(success(app, jwt, &grant.scope, Some(refresh)))
+}
+
+async fn refresh_token(
+    app: &App,
+    client: &Client,
+    form: &HashMap<String, String>,
+) -> Result<serde_json::Value, OAuthError> {
+    let presented = required(form, "refresh_token")?;
+    let requested = requested_scope(form.get("scope"))?;
+    let invalid = || OAuthError::invalid_grant("refresh token is invalid");
+    let parts = app.refresh_format.parse(presented).map_err(|_| invalid())?;
+    let now = crate::now();
+
+    let mut tx = app.store.begin().await?;
+    let rec = tx.refresh(&parts.public_id).await?.ok_or_else(invalid)?;
+    if !ct_eq(
+        sha256_hex(parts.secret.as_bytes()).as_bytes(),
+        rec.secret_hash.as_bytes(),
+    ) {
+        return Err(invalid());
+    }
+    if rec.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "refresh token was issued to another client",
+        ));
+    }
+    let grant = tx.grant(&rec.grant_id).await?.ok_or_else(invalid)?;
+    if rec.rotated_at.is_some() {
+        // RFC 9700 §4.14.2: a rotated-out token came back; revoke this family only.
+        tx.revoke_grant(&grant.id, now).await?;
+        tx.commit().await?;
+        tracing::warn!(family_id = %grant.id, "refresh token reuse; family revoked");
+        return Err(OAuthError::invalid_grant(
+            "refresh token reuse detected; the token family is revoked",
+        ));
+    }
+    if rec.revoked_at.is_some() || grant.revoked_at.is_some() || rec.expires_at <= now {
+        return Err(invalid());
+    }
+    let scope = match requested {
+        None => rec.scope.clone(),
+        Some(req) => {
+            let held: Vec<&str> = rec.scope.split(' ').collect();
+            if !req.split(' ').all(|s| held.contains(&s)) {
+                return Err(OAuthError::invalid_scope(
+                    "requested scope exceeds the original grant",
+                ));
+            }
+            req
+        }
+    };
+
+    let (new_refresh, new_rec) = mint_refresh(app, &grant, &scope, now);
+    if !tx
+        .mark_rotated(&rec.public_id, now, &new_rec.public_id)
+        .await?
+    {
+        return Err(invalid());
+    }
+    let sub = app.sub_for_tx(&mut tx, &grant.principal).await?;
+    let (jwt, access) = mint_access(app, &grant, &sub, &scope, now)?;
+    tx.insert_token(access).await?;
+    tx.insert_token(TokenRecord::Refresh(new_rec)).await?;
+    tx.commit().await?;
+    Ok(success(app, jwt, &scope, Some(new_refresh)))
+}

@@ -1,0 +1,86 @@
+//! The run context: everything a scenario needs to reach the issuer, shared by all worlds.
+//!
+//! cucumber builds each world with no arguments, so the context of the current run is held in a
+//! process-wide slot ([`install`] / [`current`]). Runs in one process are serialized by
+//! [`RUN_LOCK`].
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::client::IssuerClient;
+use crate::discovery::Resolved;
+use crate::lifecycle::Lifecycle;
+use crate::target::{AccessTokenFormat, AuthMethod, Secret, TokenFormat, UserTokens};
+use crate::verdict::ScenarioRecord;
+
+/// Client credentials.
+#[derive(Clone, Debug)]
+pub struct Creds {
+    /// Client id.
+    pub id: String,
+    /// Secret.
+    pub secret: Secret,
+    /// How to send them.
+    pub method: AuthMethod,
+    /// Scope for client-credentials requests.
+    pub scope: Option<String>,
+}
+
+/// Everything shared by the scenarios of one run.
+pub struct Context {
+    /// HTTP.
+    pub client: IssuerClient,
+    /// Endpoints.
+    pub endpoints: Resolved,
+    /// The primary client.
+    pub creds: Creds,
+    /// Declared access-token format (None: read what comes).
+    pub access_format: Option<AccessTokenFormat>,
+    /// Declared refresh-token format.
+    pub refresh_format: Option<TokenFormat>,
+    /// How user tokens are obtained.
+    pub user_tokens: Option<UserTokens>,
+    /// Restarts and their proof.
+    pub lifecycle: Lifecycle,
+    /// Key for token fingerprints.
+    pub fingerprint_key: [u8; 32],
+    /// Scenario outcomes, in completion order.
+    pub results: Mutex<Vec<ScenarioRecord>>,
+    /// Whether progress lines are printed.
+    pub progress: bool,
+    /// Total selected scenarios, for progress.
+    pub total: usize,
+}
+
+impl Context {
+    /// A keyed fingerprint of a token or secret: safe to print, stable within a run.
+    pub fn fingerprint(&self, secret: &str) -> String {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.fingerprint_key);
+        let tag = aws_lc_rs::hmac::sign(&key, secret.as_bytes());
+        let hex: String = tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("fp:{hex}")
+    }
+}
+
+static CURRENT: RwLock<Option<Arc<Context>>> = RwLock::new(None);
+
+/// Serializes runs within one process.
+pub static RUN_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Makes `ctx` the context of the current run.
+pub fn install(ctx: Arc<Context>) {
+    if let Ok(mut slot) = CURRENT.write() {
+        *slot = Some(ctx);
+    }
+}
+
+/// Clears the current context.
+pub fn clear() {
+    if let Ok(mut slot) = CURRENT.write() {
+        *slot = None;
+    }
+}
+
+/// The context of the current run, if one is installed.
+pub fn current() -> Option<Arc<Context>> {
+    CURRENT.read().ok().and_then(|slot| slot.clone())
+}

@@ -1,0 +1,256 @@
+//! OAuth 2.0 operations against the issuer under test, built on [`crate::client`].
+//!
+//! Each function returns the issuer's answer in a form the steps can judge; transport problems
+//! and garbage are [`Problem::Error`] with the request named. Tokens are held in [`Held`], whose
+//! `Debug` shows only a fingerprint.
+
+use serde_json::{Map, Value};
+
+use crate::client::{Auth, Reply};
+use crate::context::{Context, Creds};
+use crate::target::AuthMethod;
+use crate::verdict::{Problem, error, not_applicable};
+
+/// The kind of a held token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// An access token.
+    Access,
+    /// A refresh token.
+    Refresh,
+}
+
+/// A live token. Never printed: use [`Held::fingerprint`].
+#[derive(Clone)]
+pub struct Held {
+    /// Access or refresh.
+    pub kind: TokenKind,
+    /// The token itself.
+    pub value: String,
+    /// Its keyed fingerprint.
+    pub fingerprint: String,
+    /// Scope granted with it, if the response said.
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({:?}, {})", self.kind, self.fingerprint)
+    }
+}
+
+/// A successful token response.
+#[derive(Debug)]
+pub struct Issued {
+    /// The access token.
+    pub access: Held,
+    /// The refresh token, if any.
+    pub refresh: Option<Held>,
+    /// `expires_in`, if present.
+    pub expires_in: Option<i64>,
+}
+
+fn hold(ctx: &Context, kind: TokenKind, value: &str, scope: Option<String>) -> Held {
+    Held { kind, value: value.to_owned(), fingerprint: ctx.fingerprint(value), scope }
+}
+
+/// Sends a form to the token endpoint with client authentication.
+pub async fn token_request(ctx: &Context, creds: &Creds, form: &[(&str, &str)]) -> Result<Reply, Problem> {
+    post_authenticated(ctx, creds, &ctx.endpoints.token, form).await
+}
+
+async fn post_authenticated(
+    ctx: &Context,
+    creds: &Creds,
+    url: &str,
+    form: &[(&str, &str)],
+) -> Result<Reply, Problem> {
+    let mut body: Vec<(&str, &str)> = form.to_vec();
+    let auth = match creds.method {
+        AuthMethod::ClientSecretBasic => Auth::Basic(&creds.id, creds.secret.expose()),
+        AuthMethod::ClientSecretPost => {
+            body.push(("client_id", &creds.id));
+            body.push(("client_secret", creds.secret.expose()));
+            Auth::None
+        }
+    };
+    Ok(ctx.client.post_form(url, &body, auth, &[]).await?)
+}
+
+/// Reads a successful token response, or explains the failure (RFC 6749 §5.2 error included).
+pub fn parse_token_response(ctx: &Context, reply: &Reply, what: &str) -> Result<Issued, Problem> {
+    if reply.status != 200 {
+        return Err(error(format!("{what}: {}{}", reply.describe(), oauth_error(reply))));
+    }
+    let body = reply.json_object().map_err(|e| error(format!("{what}: {e}")))?;
+    let access = match body.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => return Err(error(format!("{what}: {}: access_token is not a non-empty string", reply.describe()))),
+        None => return Err(error(format!("{what}: {}: no access_token in the response", reply.describe()))),
+    };
+    let scope = body.get("scope").and_then(Value::as_str).map(str::to_owned);
+    let refresh = match body.get("refresh_token") {
+        Some(Value::String(s)) if !s.is_empty() => Some(hold(ctx, TokenKind::Refresh, s, scope.clone())),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(error(format!("{what}: {}: refresh_token is not a string", reply.describe()))),
+    };
+    let expires_in = body.get("expires_in").and_then(Value::as_i64);
+    Ok(Issued { access: hold(ctx, TokenKind::Access, &access, scope), refresh, expires_in })
+}
+
+/// ` (invalid_grant: description)` from an RFC 6749 §5.2 body, or empty.
+pub fn oauth_error(reply: &Reply) -> String {
+    match reply.json_object() {
+        Ok(m) => {
+            let code = m.get("error").and_then(Value::as_str).unwrap_or("");
+            let desc = m.get("error_description").and_then(Value::as_str).unwrap_or("");
+            match (code, desc) {
+                ("", _) => String::new(),
+                (c, "") => format!(" ({c})"),
+                (c, d) => format!(" ({c}: {})", d.chars().take(200).collect::<String>()),
+            }
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// The `error` member of an RFC 6749 §5.2 body.
+pub fn oauth_error_code(reply: &Reply) -> Option<String> {
+    reply.json_object().ok()?.get("error")?.as_str().map(str::to_owned)
+}
+
+/// Client-credentials grant.
+pub async fn client_credentials(ctx: &Context) -> Result<Issued, Problem> {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(s) = &ctx.creds.scope {
+        form.push(("scope", s));
+    }
+    let reply = token_request(ctx, &ctx.creds, &form).await?;
+    parse_token_response(ctx, &reply, "client-credentials grant")
+}
+
+/// Authorization-code grant with PKCE against an issuer that approves the test user itself.
+pub async fn authorization_code(ctx: &Context) -> Result<Issued, Problem> {
+    use base64::Engine as _;
+    let Some(ut) = &ctx.user_tokens else {
+        return Err(not_applicable(
+            "the target declares no [user_tokens], so keel cannot obtain user tokens or refresh tokens",
+        ));
+    };
+    let Some(authz) = &ctx.endpoints.authorization else {
+        return Err(error("[user_tokens] is declared but the issuer has no authorization endpoint"));
+    };
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let verifier = b64.encode(rand::random::<[u8; 32]>());
+    let challenge = b64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
+    let state = b64.encode(rand::random::<[u8; 12]>());
+    let mut url = url::Url::parse(authz).map_err(|e| error(format!("authorization endpoint {authz:?}: {e}")))?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &ctx.creds.id)
+            .append_pair("redirect_uri", &ut.redirect_uri)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", &state);
+        if let Some(s) = &ut.scope {
+            q.append_pair("scope", s);
+        }
+        if let Some(h) = &ut.login_hint {
+            q.append_pair("login_hint", h);
+        }
+    }
+    let reply = ctx.client.get(url.as_str()).await?;
+    if !(300..400).contains(&reply.status) {
+        return Err(error(format!(
+            "authorization request: expected a redirect carrying the code (automatic consent), got {}{}",
+            reply.describe(),
+            oauth_error(&reply)
+        )));
+    }
+    let location = reply
+        .header("location")
+        .ok_or_else(|| error(format!("authorization request: {} without a Location header", reply.describe())))?;
+    let loc = url::Url::parse(location)
+        .or_else(|_| url.join(location))
+        .map_err(|e| error(format!("authorization request: unreadable Location: {e}")))?;
+    let pairs: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    if let Some(e) = pairs.get("error") {
+        return Err(error(format!("authorization request: the issuer redirected with error {e:?}")));
+    }
+    if pairs.get("state") != Some(&state) {
+        return Err(error("authorization request: the redirect does not carry the state keel sent"));
+    }
+    let code = pairs
+        .get("code")
+        .ok_or_else(|| error("authorization request: the redirect carries no code"))?;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", ut.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let reply = token_request(ctx, &ctx.creds, &form).await?;
+    parse_token_response(ctx, &reply, "authorization-code grant")
+}
+
+/// Presents `refresh_token` at the token endpoint; returns the raw reply.
+pub async fn refresh(ctx: &Context, refresh_token: &str) -> Result<Reply, Problem> {
+    token_request(ctx, &ctx.creds, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+}
+
+/// The outcome of introspection.
+#[derive(Debug, Clone)]
+pub struct Introspection {
+    /// The response object.
+    pub body: Map<String, Value>,
+    /// `active`, if it is a boolean.
+    pub active: Option<bool>,
+}
+
+/// RFC 7662 introspection of `token`.
+pub async fn introspect(ctx: &Context, token: &str, hint: Option<&str>) -> Result<Introspection, Problem> {
+    let Some(url) = &ctx.endpoints.introspection else {
+        return Err(not_applicable("the issuer has no introspection endpoint (none discovered or declared)"));
+    };
+    let mut form = vec![("token", token)];
+    if let Some(h) = hint {
+        form.push(("token_type_hint", h));
+    }
+    let reply = post_authenticated(ctx, &ctx.creds, url, &form).await?;
+    if reply.status != 200 {
+        return Err(error(format!("introspection: {}{}", reply.describe(), oauth_error(&reply))));
+    }
+    let body = reply.json_object().map_err(|e| error(format!("introspection: {e}")))?;
+    let active = body.get("active").and_then(Value::as_bool);
+    Ok(Introspection { body, active })
+}
+
+/// RFC 7009 revocation of `token`; returns the raw reply.
+pub async fn revoke(ctx: &Context, token: &str, hint: Option<&str>) -> Result<Reply, Problem> {
+    let Some(url) = &ctx.endpoints.revocation else {
+        return Err(not_applicable("the issuer has no revocation endpoint (none discovered or declared)"));
+    };
+    let mut form = vec![("token", token)];
+    if let Some(h) = hint {
+        form.push(("token_type_hint", h));
+    }
+    post_authenticated(ctx, &ctx.creds, url, &form).await
+}
+
+/// The JWKS document.
+pub async fn jwks(ctx: &Context) -> Result<Value, Problem> {
+    let Some(url) = &ctx.endpoints.jwks else {
+        return Err(not_applicable("the issuer publishes no JWKS (no jwks_uri discovered or declared)"));
+    };
+    let reply = ctx.client.get(url).await?;
+    if reply.status != 200 {
+        return Err(error(format!("JWKS: {}", reply.describe())));
+    }
+    let body = reply.json_object().map_err(|e| error(format!("JWKS: {e}")))?;
+    if !body.get("keys").is_some_and(Value::is_array) {
+        return Err(error(format!("JWKS: {} has no \"keys\" array", reply.describe())));
+    }
+    Ok(Value::Object(body))
+}

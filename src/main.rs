@@ -1,0 +1,234 @@
+//! The `keel` command line.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr as _;
+
+use clap::{Parser, Subcommand};
+
+/// keel: a conformance suite for API-token issuers.
+///
+/// keel puts an OAuth 2.0 issuer through the events that break token identities (restarts,
+/// hard kills; rotations and migrations to come) and proves that tokens keep validating and
+/// that their identity references (iss, sub, client_id, jti, kid, the public id of an opaque
+/// token) do not change. With no target it tests its own bundled reference issuer.
+#[derive(Parser)]
+#[command(name = "keel", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the conformance suite.
+    ///
+    /// Without --target, keel starts its bundled reference issuer as a child process with a
+    /// fresh data directory, runs every scenario against it, and stops it.
+    ///
+    /// Exit codes: 0 nothing failed or errored (warnings and not-applicable allowed; with
+    /// --strict a warning fails); 1 a scenario failed or errored; 2 the run could not start
+    /// (bad target file, missing secret, unreachable issuer, a selection matching nothing).
+    #[command(after_help = TARGET_HELP)]
+    Run(RunArgs),
+    /// Serve the bundled reference issuer on its own (what `keel run` starts).
+    ServeReference {
+        /// Address to listen on; port 0 picks a free port once, recorded in the data directory.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Data directory (SQLite database, signing key, configuration); created if absent.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Break one rule on purpose (see `keel faults`).
+        #[arg(long)]
+        fault: Option<String>,
+    },
+    /// List the reference issuer's fault modes: name, a tab, the requirements each breaks.
+    Faults,
+    /// List the scenarios (built-in and --features) with their requirement ids and tags.
+    List {
+        /// Extra feature directories.
+        #[arg(long = "features", value_name = "DIR")]
+        features: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Target file (TOML) describing the issuer under test; see below.
+    #[arg(long, value_name = "FILE")]
+    target: Option<PathBuf>,
+    /// Run against the bundled reference issuer in this fault mode (see `keel faults`).
+    #[arg(long, value_name = "NAME", conflicts_with = "target")]
+    reference_fault: Option<String>,
+    /// Add a directory of your own .feature files, run with keel's steps (repeatable).
+    #[arg(long = "features", value_name = "DIR")]
+    features: Vec<PathBuf>,
+    /// Select scenarios by tag expression, e.g. '@area:restart and not @level:2'.
+    #[arg(long, value_name = "EXPR")]
+    tags: Option<String>,
+    /// Select scenarios by requirement id, e.g. --req RST-1 (repeatable, or comma-separated).
+    #[arg(long = "req", value_name = "ID", value_delimiter = ',')]
+    reqs: Vec<String>,
+    /// Write JUnit XML here (written whatever the outcome).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the full report as JSON here (verdicts, proofs, fingerprinted ledger).
+    #[arg(long, value_name = "FILE")]
+    report_json: Option<PathBuf>,
+    /// Keep the reference issuer's data directory and print where it is.
+    #[arg(long)]
+    keep_data: bool,
+    /// Treat warnings (failed SHOULDs) as failures.
+    #[arg(long)]
+    strict: bool,
+    /// How many non-serial scenarios run at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    concurrency: usize,
+    /// Print only the summary, not a line per scenario.
+    #[arg(long)]
+    quiet: bool,
+}
+
+const TARGET_HELP: &str = r#"Target file (every key not shown is optional; unknown keys are errors):
+
+  [issuer]
+  url = "https://auth.example.com"       # issuer identifier; RFC 8414 / OIDC discovery
+  # [issuer.endpoints]                   # override discovery: token, introspection,
+  # token = "https://auth.example.com/oauth/token"   revocation, jwks, authorization
+
+  [client]
+  id = "keel-ci"
+  secret_env = "KEEL_CLIENT_SECRET"      # the secret itself never goes in this file
+  auth_method = "client_secret_basic"    # or "client_secret_post"
+
+  [capabilities]                         # what you declare decides what applies
+  access_token = "jwt"                   # or "opaque"
+  [capabilities.refresh_token]
+  format = "prefixed"                    # or "opaque" (format checks not applicable)
+  prefix = "krt_"
+  public_id_length = 16
+  checksum = "crc32-base62"
+
+  [user_tokens]                          # the authorization-code grant, auto-approved
+  method = "authorization_code"
+  redirect_uri = "http://127.0.0.1/callback"
+  login_hint = "alice"
+
+  [hooks.restart]
+  run = "systemctl restart my-issuer"    # a shell command
+  ready_timeout = "30s"
+  # [hooks.kill]  run = "systemctl kill -s KILL my-issuer && systemctl start my-issuer"
+
+  [proof]
+  boot_id_url = "https://auth.example.com/health"   # else: downtime observed during the hook
+  boot_id_pointer = "/boot_id"
+
+Examples:
+  keel run                                   # the suite against the bundled reference issuer
+  keel run --reference-fault ephemeral-keys  # prove the suite catches a broken issuer
+  keel run --target my-issuer.toml --junit keel.xml
+  keel run --req RST-1,RST-2 --tags @area:restart"#;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keel: error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::ServeReference { listen, data_dir, fault } => serve(listen, data_dir, fault).await,
+            Command::Faults => {
+                for f in keel_reference::Fault::ALL {
+                    println!("{}\t{}", f.name(), f.breaks().join(","));
+                }
+                ExitCode::SUCCESS
+            }
+            Command::List { features } => list(&features),
+        }
+    })
+}
+
+async fn run(a: RunArgs) -> ExitCode {
+    let opts = keel::RunOptions {
+        target: a.target,
+        reference_fault: a.reference_fault,
+        features: a.features,
+        tags: a.tags,
+        reqs: a.reqs,
+        junit: a.junit,
+        json: a.report_json,
+        keep_data: a.keep_data,
+        strict: a.strict,
+        reference_bin: None,
+        progress: !a.quiet,
+        concurrency: a.concurrency,
+    };
+    match keel::run(opts).await {
+        Ok(report) => {
+            keel::report::terminal::summary(&report);
+            ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
+        }
+        Err(keel::StartError::Interrupted) => {
+            eprintln!("keel: interrupted; the reference issuer was stopped");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("keel: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(listen: SocketAddr, data_dir: PathBuf, fault: Option<String>) -> ExitCode {
+    let fault = match fault.as_deref().map(keel_reference::Fault::from_str) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            eprintln!("keel: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match keel_reference::serve(keel_reference::ServeOptions { listen, data_dir, fault }).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keel: error: the reference issuer stopped: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn list(dirs: &[PathBuf]) -> ExitCode {
+    let mut all = match keel::features::builtin() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("keel: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for d in dirs {
+        match keel::features::from_dir(d) {
+            Ok(f) => all.extend(f),
+            Err(e) => {
+                eprintln!("keel: error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    for f in &all {
+        let file = f.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        println!("{} ({file})", f.name);
+        for (r, s) in keel::features::scenarios(f) {
+            let tags: Vec<String> = keel::features::all_tags(f, r, s).map(|t| format!("@{t}")).collect();
+            println!("  {}:{}  {}  {}", file, s.position.line, s.name, tags.join(" "));
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,56 @@
+//! Terminal output: one line per finished scenario, then a summary by requirement.
+
+use crate::verdict::{RunReport, ScenarioRecord, Verdict};
+
+/// Prints the progress line of one finished scenario.
+pub fn progress(rec: &ScenarioRecord, done: usize, total: usize) {
+    let width = total.to_string().len();
+    let file = rec.file.rsplit('/').next().unwrap_or(&rec.file);
+    println!(
+        "[{done:>width$}/{total}] {:<5} {} {} ({file}:{}) {:.2}s",
+        rec.verdict.label(),
+        rec.req_label(),
+        rec.name,
+        rec.line,
+        rec.duration_ms as f64 / 1000.0
+    );
+    if let Some(m) = &rec.message
+        && rec.verdict != Verdict::Pass
+    {
+        println!("{:width$}         {m}", "");
+    }
+    for p in &rec.proofs {
+        println!("{:width$}         proof: {p}", "");
+    }
+}
+
+/// Prints the summary by requirement and the totals.
+pub fn summary(report: &RunReport) {
+    println!();
+    println!("Requirements ({}):", report.target);
+    for r in &report.requirements {
+        println!("  {:<5} {:<6} {:<6} {}", r.verdict.label(), r.id, r.strength, r.title);
+        if let Some(m) = &r.message
+            && r.verdict != Verdict::Pass
+        {
+            println!("                      {m}");
+        }
+    }
+    println!();
+    println!(
+        "{} scenarios: {} passed, {} failed, {} warned, {} not applicable, {} errors ({:.1}s)",
+        report.scenarios.len(),
+        report.count(Verdict::Pass),
+        report.count(Verdict::Fail),
+        report.count(Verdict::Warn),
+        report.count(Verdict::NotApplicable),
+        report.count(Verdict::Error),
+        report.duration_ms as f64 / 1000.0
+    );
+    let verdict = match report.exit_code() {
+        0 if report.count(Verdict::Warn) > 0 => "conformant, with warnings",
+        0 => "conformant",
+        _ => "NOT conformant",
+    };
+    println!("keel: {verdict}");
+}

@@ -1,0 +1,412 @@
+//! A run, start to finish: features and selection, the target (or the bundled reference
+//! issuer), discovery, cucumber with keel's hooks, verdicts, reports.
+//!
+//! Everything that can stop a run before it starts (a bad target file, a missing secret, an
+//! unreachable issuer, a selection that matches nothing) is a [`StartError`], reported before any
+//! scenario runs; the binary maps it to exit code 2.
+
+use std::path::PathBuf;
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cucumber::{World as _, event, gherkin};
+use futures::FutureExt as _;
+
+use crate::client::IssuerClient;
+use crate::context::{self, Context, Creds};
+use crate::discovery::{self, DiscoveryError};
+use crate::features::{self, FeatureError, Selection};
+use crate::lifecycle::Lifecycle;
+use crate::reference::{self, ReferenceError, ReferenceIssuer};
+use crate::target::{self, AccessTokenFormat, AuthMethod, ChecksumScheme, PrefixedFormat, TargetError, TokenFormat, UserTokenMethod, UserTokens};
+use crate::verdict::{Problem, RunReport, ScenarioRecord, Verdict};
+use crate::world::KeelWorld;
+
+/// What to run and where to report.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Target file; None runs against the bundled reference issuer.
+    pub target: Option<PathBuf>,
+    /// Fault mode for the bundled reference issuer.
+    pub reference_fault: Option<String>,
+    /// Directories (or files) of extra `.feature` files.
+    pub features: Vec<PathBuf>,
+    /// Tag expression.
+    pub tags: Option<String>,
+    /// Requirement ids.
+    pub reqs: Vec<String>,
+    /// JUnit XML output.
+    pub junit: Option<PathBuf>,
+    /// JSON report output.
+    pub json: Option<PathBuf>,
+    /// Keep the reference issuer's data directory.
+    pub keep_data: bool,
+    /// Warnings fail the run.
+    pub strict: bool,
+    /// The binary that serves the reference issuer (`keel serve-reference`); default: this one.
+    pub reference_bin: Option<PathBuf>,
+    /// Print live progress and the summary.
+    pub progress: bool,
+    /// Scenarios run at once (serial ones always alone).
+    pub concurrency: usize,
+}
+
+/// Why a run could not start (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The target file.
+    #[error("target file {0}")]
+    Target(#[from] TargetError),
+    /// Feature files or selection.
+    #[error("{0}")]
+    Features(#[from] FeatureError),
+    /// Nothing selected.
+    #[error("the selection matches no scenario ({0}); a run that checks nothing is not a pass (list the tags with `keel list`)")]
+    EmptySelection(String),
+    /// Discovery or reachability.
+    #[error("{0}")]
+    Discovery(#[from] DiscoveryError),
+    /// The reference issuer.
+    #[error("{0}")]
+    Reference(#[from] ReferenceError),
+    /// An unknown fault name.
+    #[error("unknown reference fault {0:?}; `keel faults` lists them: {1}")]
+    UnknownFault(String, String),
+    /// Local I/O.
+    #[error("{0}")]
+    Io(String),
+    /// Ctrl-C.
+    #[error("interrupted; the reference issuer was stopped")]
+    Interrupted,
+}
+
+struct Started {
+    ctx: Arc<Context>,
+    reference: Option<Arc<ReferenceIssuer>>,
+    data_dir: Option<tempfile::TempDir>,
+    label: String,
+}
+
+/// Runs the suite.
+pub async fn run(opts: RunOptions) -> Result<RunReport, StartError> {
+    let _serial = context::RUN_LOCK.lock().await;
+    let started_at = Instant::now();
+
+    let mut all = features::builtin()?;
+    for dir in &opts.features {
+        all.extend(features::from_dir(dir)?);
+    }
+    let selection = Selection::new(opts.tags.as_deref(), &opts.reqs, &all)?;
+    let total = selection.count(&all);
+    if total == 0 {
+        let what = match (&opts.tags, opts.reqs.is_empty()) {
+            (Some(t), true) => format!("--tags {t:?}"),
+            (Some(t), false) => format!("--tags {t:?} with --req {}", opts.reqs.join(",")),
+            (None, false) => format!("--req {}", opts.reqs.join(",")),
+            (None, true) => "no scenarios at all".to_owned(),
+        };
+        return Err(StartError::EmptySelection(what));
+    }
+
+    let started = start(&opts, total).await?;
+    let ctx = started.ctx.clone();
+    context::install(ctx.clone());
+    let previous_hook = std::panic::take_hook();
+    // Step failures travel as panics inside cucumber; their messages become verdicts, so the
+    // default hook's "thread panicked" noise is silenced for the run.
+    std::panic::set_hook(Box::new(|_| {}));
+
+    let concurrency = opts.concurrency.max(1);
+    let exec = KeelWorld::cucumber::<&str>()
+        .with_parser(Preparsed(all))
+        .with_writer(SilentWriter::default())
+        .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
+        .max_concurrent_scenarios(concurrency)
+        .which_scenario(|f, r, s| {
+            if features::all_tags(f, r, s).any(|t| t == "serial") {
+                cucumber::ScenarioType::Serial
+            } else {
+                cucumber::ScenarioType::Concurrent
+            }
+        })
+        .before(|f, r, s, w| {
+            w.serial = features::all_tags(f, r, s).any(|t| t == "serial");
+            w.started = Some(Instant::now());
+            async {}.boxed_local()
+        })
+        .after(|f, r, s, ev, w| {
+            record(f, r, s, ev, w);
+            async {}.boxed_local()
+        })
+        .filter_run((), move |f, r, s| selection.matches(f, r, s));
+
+    let outcome = tokio::select! {
+        w = exec => Ok(w),
+        _ = tokio::signal::ctrl_c() => Err(StartError::Interrupted),
+    };
+    std::panic::set_hook(previous_hook);
+    context::clear();
+
+    if let Some(r) = &started.reference {
+        let _ = r.stop(false).await;
+    }
+    if let Some(dir) = started.data_dir {
+        if opts.keep_data {
+            let path = dir.keep();
+            eprintln!("keel: the reference issuer's data directory was kept: {}", path.display());
+        }
+    }
+    let writer = outcome?;
+
+    let mut scenarios = ctx.results.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
+    for e in writer.parse_errors {
+        scenarios.push(ScenarioRecord {
+            feature: "(parse error)".into(),
+            file: String::new(),
+            line: 0,
+            name: e.clone(),
+            requirements: vec![],
+            tags: vec![],
+            verdict: Verdict::Error,
+            message: Some(e),
+            warnings: vec![],
+            proofs: vec![],
+            ledger: serde_json::Value::Null,
+            duration_ms: 0,
+        });
+    }
+    scenarios.sort_by(|a, b| (file_rank(&a.file), &a.file, a.line).cmp(&(file_rank(&b.file), &b.file, b.line)));
+    let mut report = RunReport {
+        target: started.label,
+        reference_fault: opts.reference_fault.clone(),
+        scenarios,
+        requirements: vec![],
+        strict: opts.strict,
+        duration_ms: started_at.elapsed().as_millis() as u64,
+    };
+    report.summarize();
+    if let Some(path) = &opts.junit {
+        crate::report::junit::write(&report, path).map_err(|e| StartError::Io(format!("cannot write JUnit XML to {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &opts.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| StartError::Io(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| StartError::Io(format!("cannot write the JSON report to {}: {e}", path.display())))?;
+    }
+    Ok(report)
+}
+
+fn file_rank(file: &str) -> usize {
+    features::BUILTIN.iter().position(|(p, _)| *p == file).unwrap_or(usize::MAX)
+}
+
+async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
+    let fingerprint_key: [u8; 32] = rand::random();
+    match &opts.target {
+        Some(path) => {
+            if opts.reference_fault.is_some() {
+                return Err(StartError::Io("--reference-fault applies to the bundled reference issuer only; drop --target or the fault".into()));
+            }
+            let loaded = target::load(path)?;
+            let f = &loaded.file;
+            let client = IssuerClient::new(f.http.timeout, f.http.max_body_bytes)
+                .map_err(|e| StartError::Io(e.to_string()))?;
+            let endpoints = discovery::discover(&client, f.issuer.url.get_ref(), &f.issuer.endpoints).await?;
+            if endpoints.metadata_url.is_none() {
+                // No discovery document: prove the token endpoint answers at all.
+                if let Err(e) = client.get(&endpoints.token).await {
+                    return Err(DiscoveryError::Unreachable(e).into());
+                }
+            }
+            let ready_url = endpoints
+                .metadata_url
+                .clone()
+                .or_else(|| endpoints.jwks.clone())
+                .unwrap_or_else(|| endpoints.token.clone());
+            let lifecycle = Lifecycle::Hooks {
+                restart: f.hooks.restart.clone(),
+                kill: f.hooks.kill.clone(),
+                proof: f.proof.clone(),
+                ready_url,
+            };
+            let ctx = Context {
+                client,
+                endpoints,
+                creds: Creds {
+                    id: f.client.id.clone(),
+                    secret: loaded.secret.clone(),
+                    method: f.client.auth_method,
+                    scope: f.client.scope.clone(),
+                },
+                access_format: f.capabilities.access_token,
+                refresh_format: f.capabilities.refresh_token.clone(),
+                user_tokens: f.user_tokens.clone(),
+                lifecycle,
+                fingerprint_key,
+                results: Default::default(),
+                progress: opts.progress,
+                total,
+            };
+            if opts.progress {
+                println!("keel: {total} scenarios against {} ({})", f.issuer.url.get_ref(), path.display());
+            }
+            Ok(Started { label: f.issuer.url.get_ref().clone(), ctx: Arc::new(ctx), reference: None, data_dir: None })
+        }
+        None => {
+            if let Some(name) = &opts.reference_fault
+                && keel_reference::Fault::from_str(name).is_err()
+            {
+                let names: Vec<&str> = keel_reference::Fault::ALL.iter().map(|f| f.name()).collect();
+                return Err(StartError::UnknownFault(name.clone(), names.join(", ")));
+            }
+            let bin = match &opts.reference_bin {
+                Some(b) => b.clone(),
+                None => std::env::current_exe().map_err(|e| StartError::Io(format!("cannot find keel's own binary: {e}")))?,
+            };
+            let dir = tempfile::Builder::new()
+                .prefix("keel-reference-")
+                .tempdir()
+                .map_err(|e| StartError::Io(format!("cannot create a data directory: {e}")))?;
+            let config = reference::write_config(dir.path())?;
+            let issuer = Arc::new(ReferenceIssuer::start(&bin, dir.path(), opts.reference_fault.as_deref()).await?);
+            let client = IssuerClient::new(crate::client::DEFAULT_TIMEOUT, crate::client::DEFAULT_MAX_BODY)
+                .map_err(|e| StartError::Io(e.to_string()))?;
+            let endpoints = discovery::discover(&client, issuer.base_url(), &Default::default()).await?;
+            let main = &config.clients[0];
+            let ctx = Context {
+                client,
+                endpoints,
+                creds: Creds { id: main.id.clone(), secret: main.secret.clone(), method: AuthMethod::ClientSecretBasic, scope: None },
+                access_format: Some(AccessTokenFormat::Jwt),
+                refresh_format: Some(TokenFormat::Prefixed(PrefixedFormat {
+                    prefix: keel_reference::REFRESH_PREFIX.to_owned(),
+                    public_id_length: 16,
+                    secret_length: Some(32),
+                    checksum: ChecksumScheme::Crc32Base62,
+                })),
+                user_tokens: Some(UserTokens {
+                    method: UserTokenMethod::AuthorizationCode,
+                    redirect_uri: "http://127.0.0.1/callback".into(),
+                    login_hint: config.users.first().cloned(),
+                    scope: Some("read".into()),
+                }),
+                lifecycle: Lifecycle::Reference(issuer.clone()),
+                fingerprint_key,
+                results: Default::default(),
+                progress: opts.progress,
+                total,
+            };
+            let label = match &opts.reference_fault {
+                Some(f) => format!("bundled reference issuer (fault: {f})"),
+                None => "bundled reference issuer".to_owned(),
+            };
+            if opts.progress {
+                println!(
+                    "keel: {total} scenarios against the {label} at {} (pid {}, data {})",
+                    issuer.base_url(),
+                    issuer.pid().await.map_or("?".into(), |p| p.to_string()),
+                    issuer.data_dir().display()
+                );
+            }
+            Ok(Started { label, ctx: Arc::new(ctx), reference: Some(issuer), data_dir: Some(dir) })
+        }
+    }
+}
+
+/// Turns cucumber's outcome and the world's observations into keel's verdict.
+fn record(
+    feature: &gherkin::Feature,
+    rule: Option<&gherkin::Rule>,
+    sc: &gherkin::Scenario,
+    ev: &event::ScenarioFinished,
+    world: Option<&mut KeelWorld>,
+) {
+    let Some(ctx) = context::current() else { return };
+    let requirements = features::requirements(feature, rule, sc);
+    let tags: Vec<String> = features::all_tags(feature, rule, sc).cloned().collect();
+    let problem = match ev {
+        event::ScenarioFinished::StepPassed => None,
+        event::ScenarioFinished::StepSkipped => Some(Problem::Error(
+            "a step matches no step definition of keel's library (check its wording against the built-in features)".into(),
+        )),
+        event::ScenarioFinished::BeforeHookFailed(info) => Some(Problem::from_payload(info.as_ref())),
+        event::ScenarioFinished::StepFailed(_, _, err) => Some(match err {
+            event::StepError::Panic(info) => Problem::from_payload(info.as_ref()),
+            other => Problem::Error(other.to_string()),
+        }),
+    };
+    let only_should = !requirements.is_empty()
+        && requirements.iter().all(|r| crate::spec::find(r).is_some_and(|q| q.strength == crate::spec::Strength::Should));
+    let (warnings, proofs, ledger, duration_ms) = match &world {
+        Some(w) => (
+            w.warnings.clone(),
+            w.proofs.clone(),
+            serde_json::Value::Array(w.ledger.clone()),
+            w.started.map_or(0, |t| t.elapsed().as_millis() as u64),
+        ),
+        None => (vec![], vec![], serde_json::Value::Null, 0),
+    };
+    let (verdict, message) = match problem {
+        None if warnings.is_empty() => (Verdict::Pass, None),
+        None => (Verdict::Warn, Some(warnings.join("; "))),
+        Some(Problem::Fail(m)) if only_should => (Verdict::Warn, Some(m)),
+        Some(Problem::Fail(m)) => (Verdict::Fail, Some(m)),
+        Some(Problem::Error(m)) => (Verdict::Error, Some(m)),
+        Some(Problem::NotApplicable(m)) => (Verdict::NotApplicable, Some(m)),
+    };
+    let rec = ScenarioRecord {
+        feature: feature.name.clone(),
+        file: feature.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        line: sc.position.line,
+        name: sc.name.clone(),
+        requirements,
+        tags,
+        verdict,
+        message,
+        warnings,
+        proofs,
+        ledger,
+        duration_ms,
+    };
+    if ctx.progress {
+        crate::report::terminal::progress(&rec, ctx.results.lock().map(|r| r.len() + 1).unwrap_or(0), ctx.total);
+    }
+    if let Ok(mut r) = ctx.results.lock() {
+        r.push(rec);
+    }
+}
+
+/// A parser that hands cucumber features parsed (and checked) before the run.
+struct Preparsed(Vec<gherkin::Feature>);
+
+impl cucumber::Parser<()> for Preparsed {
+    type Cli = cucumber::cli::Empty;
+    type Output = futures::stream::Iter<std::vec::IntoIter<cucumber::parser::Result<gherkin::Feature>>>;
+
+    fn parse(self, _: (), _: Self::Cli) -> Self::Output {
+        futures::stream::iter(self.0.into_iter().map(Ok).collect::<Vec<_>>())
+    }
+}
+
+/// cucumber's writer seat: keel prints from the after-hook, so this only keeps parse errors.
+#[derive(Default)]
+struct SilentWriter {
+    parse_errors: Vec<String>,
+}
+
+impl cucumber::Writer<KeelWorld> for SilentWriter {
+    type Cli = cucumber::cli::Empty;
+
+    async fn handle_event(
+        &mut self,
+        ev: cucumber::parser::Result<event::Event<event::Cucumber<KeelWorld>>>,
+        _: &Self::Cli,
+    ) {
+        if let Err(e) = ev {
+            self.parse_errors.push(e.to_string());
+        }
+    }
+}
+
+impl cucumber::writer::Normalized for SilentWriter {}

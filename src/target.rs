@@ -1,0 +1,421 @@
+//! Target files: the issuer under test, how to reach and authenticate to it, what it claims,
+//! and the hooks that trigger lifecycle events.
+//!
+//! Parsing is strict (`deny_unknown_fields`) so that a misspelt key is an error with a line
+//! number, never a silently ignored setting. Secrets are named by environment variable and read
+//! at load time, so a missing one stops the run before any request is sent.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A problem with a target file, with the line it is on and how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}{}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), fix.as_ref().map(|f| format!(" (fix: {f})")).unwrap_or_default())]
+pub struct TargetError {
+    /// The target file.
+    pub path: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub fix: Option<String>,
+}
+
+/// The target file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetFile {
+    /// Where the issuer is.
+    pub issuer: IssuerSection,
+    /// The client keel authenticates as.
+    pub client: ClientSection,
+    /// What the issuer claims about its tokens.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// How keel obtains user (authorization-code) tokens, which carry refresh tokens.
+    pub user_tokens: Option<UserTokens>,
+    /// Lifecycle hooks.
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// How a lifecycle event is proven.
+    #[serde(default)]
+    pub proof: Proof,
+    /// HTTP limits.
+    #[serde(default)]
+    pub http: HttpSettings,
+}
+
+/// `[issuer]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSection {
+    /// The issuer identifier; discovery starts from it.
+    pub url: toml::Spanned<String>,
+    /// Endpoints that override (or replace) discovery.
+    #[serde(default)]
+    pub endpoints: Endpoints,
+}
+
+/// `[issuer.endpoints]`: each overrides discovery.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    /// Token endpoint.
+    pub token: Option<String>,
+    /// RFC 7662 introspection endpoint.
+    pub introspection: Option<String>,
+    /// RFC 7009 revocation endpoint.
+    pub revocation: Option<String>,
+    /// JWKS URL.
+    pub jwks: Option<String>,
+    /// Authorization endpoint.
+    pub authorization: Option<String>,
+}
+
+/// How the client authenticates at the token, introspection and revocation endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// Credentials in the form body.
+    ClientSecretPost,
+}
+
+/// `[client]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSection {
+    /// Client id.
+    pub id: String,
+    /// The environment variable that holds the client secret.
+    pub secret_env: toml::Spanned<String>,
+    /// Client authentication method.
+    #[serde(default)]
+    pub auth_method: AuthMethod,
+    /// Scope to request, if the issuer needs one.
+    pub scope: Option<String>,
+}
+
+/// `[capabilities]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// The access-token format; when absent keel reads what it gets.
+    pub access_token: Option<AccessTokenFormat>,
+    /// The refresh-token format; when absent, format requirements on refresh tokens are not
+    /// applicable.
+    pub refresh_token: Option<TokenFormat>,
+}
+
+/// How access tokens look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessTokenFormat {
+    /// A JWS-signed JWT.
+    Jwt,
+    /// An opaque string.
+    Opaque,
+}
+
+/// How an opaque token kind looks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TokenFormat {
+    /// No structure keel can rely on.
+    Opaque,
+    /// A fixed prefix, a public id, a secret, and an embedded checksum.
+    Prefixed(PrefixedFormat),
+}
+
+/// The declared layout of prefixed tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixedFormat {
+    /// The fixed type prefix, separator included (`krt_`).
+    pub prefix: String,
+    /// Length of the public id that follows the prefix.
+    pub public_id_length: usize,
+    /// Length of the secret, if fixed.
+    pub secret_length: Option<usize>,
+    /// The checksum scheme of the last segment.
+    pub checksum: ChecksumScheme,
+}
+
+/// Embedded checksum schemes keel can validate offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChecksumScheme {
+    /// CRC-32/IEEE of everything before it, base62 `0-9A-Za-z`, padded to 6 (GitHub's).
+    Crc32Base62,
+}
+
+/// `[user_tokens]`: the authorization-code grant against an issuer that approves the test user
+/// without a browser.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserTokens {
+    /// Only `authorization_code` for now.
+    pub method: UserTokenMethod,
+    /// Registered redirect URI; keel never follows it, it reads the code from `Location`.
+    pub redirect_uri: String,
+    /// `login_hint` naming the test user.
+    pub login_hint: Option<String>,
+    /// Scope to request.
+    pub scope: Option<String>,
+}
+
+/// How user tokens are obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserTokenMethod {
+    /// RFC 6749 §4.1 with PKCE (RFC 7636), consent given automatically by the issuer.
+    AuthorizationCode,
+}
+
+/// `[hooks]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// A restart of the issuer (graceful or not: whatever the command does).
+    pub restart: Option<Hook>,
+    /// A hard kill (SIGKILL or equivalent) followed by a start.
+    pub kill: Option<Hook>,
+}
+
+/// One lifecycle hook: a shell command, then readiness polling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// Run with `sh -c`.
+    pub run: String,
+    /// How long the issuer may take to answer again after the command returns.
+    #[serde(default = "default_ready_timeout", with = "humantime_serde")]
+    pub ready_timeout: Duration,
+    /// How long the command itself may run.
+    #[serde(default = "default_hook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// `[proof]`: how keel proves a restart happened.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proof {
+    /// A URL whose JSON carries an id that changes with every process start.
+    pub boot_id_url: Option<String>,
+    /// JSON pointer (RFC 6901) to the boot id in that document.
+    #[serde(default = "default_boot_pointer")]
+    pub boot_id_pointer: String,
+}
+
+impl Default for Proof {
+    fn default() -> Self {
+        Self { boot_id_url: None, boot_id_pointer: default_boot_pointer() }
+    }
+}
+
+fn default_boot_pointer() -> String {
+    "/boot_id".to_owned()
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Deadline for one request, body included.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Cap on a response body, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { timeout: default_timeout(), max_body_bytes: default_max_body() }
+    }
+}
+
+fn default_timeout() -> Duration {
+    crate::client::DEFAULT_TIMEOUT
+}
+
+fn default_max_body() -> usize {
+    crate::client::DEFAULT_MAX_BODY
+}
+
+/// A client secret. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A loaded target file with its secret read from the environment.
+#[derive(Debug)]
+pub struct LoadedTarget {
+    /// The file as parsed.
+    pub file: TargetFile,
+    /// Where it came from.
+    pub path: PathBuf,
+    /// The client secret.
+    pub secret: Secret,
+}
+
+/// Reads, parses and validates a target file, and reads its secret from the environment.
+pub fn load(path: &Path) -> Result<LoadedTarget, TargetError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TargetError {
+        path: path.to_owned(),
+        line: None,
+        message: format!("cannot read the target file: {e}"),
+        fix: Some("pass the path of an existing TOML file to --target".into()),
+    })?;
+    let (file, secret) = parse(path, &text, |name| std::env::var(name).ok())?;
+    Ok(LoadedTarget { file, path: path.to_owned(), secret })
+}
+
+/// Parses and validates target-file text; `env` looks up environment variables.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(TargetFile, Secret), TargetError> {
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let file: TargetFile = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_owned();
+        let fix = if message.starts_with("unknown field") {
+            Some("remove or rename the key; `keel run --help` lists the target-file keys".into())
+        } else if message.starts_with("missing field") {
+            Some("add the key; see the example target file in the README".into())
+        } else {
+            Some("correct the TOML syntax or value at that line".into())
+        };
+        TargetError { path: path.to_owned(), line: e.span().map(|s| line_of(s.start)), message, fix }
+    })?;
+    let err = |span: std::ops::Range<usize>, message: String, fix: &str| TargetError {
+        path: path.to_owned(),
+        line: Some(line_of(span.start)),
+        message,
+        fix: Some(fix.to_owned()),
+    };
+    let url = file.issuer.url.get_ref();
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        _ => {
+            return Err(err(
+                file.issuer.url.span(),
+                format!("issuer url {url:?} is not an http(s) URL"),
+                "write the issuer identifier, e.g. url = \"https://auth.example.com\"",
+            ));
+        }
+    }
+    let var = file.client.secret_env.get_ref();
+    let secret = match env(var) {
+        Some(s) if !s.is_empty() => Secret::new(s),
+        Some(_) => {
+            return Err(err(
+                file.client.secret_env.span(),
+                format!("environment variable {var} is empty"),
+                &format!("export {var}=<the client secret> before running keel"),
+            ));
+        }
+        None => {
+            return Err(err(
+                file.client.secret_env.span(),
+                format!("environment variable {var} (the client secret) is not set"),
+                &format!("export {var}=<the client secret> before running keel"),
+            ));
+        }
+    };
+    Ok((file, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[issuer]
+url = "https://auth.example.com"
+
+[client]
+id = "keel-ci"
+secret_env = "KEEL_CLIENT_SECRET"
+auth_method = "client_secret_basic"
+
+[hooks.restart]
+run = "systemctl restart my-issuer"
+ready_timeout = "30s"
+"#;
+
+    fn env_with_secret(name: &str) -> Option<String> {
+        (name == "KEEL_CLIENT_SECRET").then(|| "s3cret".to_owned())
+    }
+
+    #[test]
+    fn the_readme_example_parses() {
+        let (f, s) = parse(Path::new("t.toml"), MINIMAL, env_with_secret).unwrap();
+        assert_eq!(f.client.id, "keel-ci");
+        assert_eq!(s.expose(), "s3cret");
+        assert_eq!(f.hooks.restart.unwrap().ready_timeout, Duration::from_secs(30));
+        assert!(f.capabilities.refresh_token.is_none());
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line() {
+        let text = MINIMAL.replace("auth_method", "auth_metod");
+        let e = parse(Path::new("t.toml"), &text, env_with_secret).unwrap_err();
+        assert_eq!(e.line, Some(8), "{e}");
+        assert!(e.to_string().contains("unknown field `auth_metod`"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_variable_and_line() {
+        let e = parse(Path::new("t.toml"), MINIMAL, |_| None).unwrap_err();
+        assert_eq!(e.line, Some(7));
+        assert!(e.to_string().contains("KEEL_CLIENT_SECRET"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_required_field_is_reported() {
+        let text = MINIMAL.replace("id = \"keel-ci\"\n", "");
+        let e = parse(Path::new("t.toml"), &text, env_with_secret).unwrap_err();
+        assert!(e.to_string().contains("missing field `id`"), "{e}");
+    }
+
+    #[test]
+    fn prefixed_format_parses() {
+        let text = format!(
+            "{MINIMAL}\n[capabilities.refresh_token]\nformat = \"prefixed\"\nprefix = \"krt_\"\npublic_id_length = 16\nchecksum = \"crc32-base62\"\n"
+        );
+        let (f, _) = parse(Path::new("t.toml"), &text, env_with_secret).unwrap();
+        assert!(matches!(f.capabilities.refresh_token, Some(TokenFormat::Prefixed(_))));
+    }
+}

@@ -1,0 +1,153 @@
+//! The cucumber world: one per scenario, holding the tokens and observations of that scenario.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::context::Context;
+use crate::identity::{self, Identity};
+use crate::issuer::{self, Held};
+use crate::verdict::{Problem, error, fail};
+
+/// The tokens a scenario can refer to by name in its steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, cucumber::Parameter)]
+#[param(
+    name = "token",
+    regex = "access token|user access token|refresh token|refreshed access token|refreshed refresh token"
+)]
+pub enum TokenName {
+    /// From the client-credentials grant.
+    Access,
+    /// The access token issued with the refresh token to the test user.
+    UserAccess,
+    /// The test user's refresh token.
+    Refresh,
+    /// The access token from the last refresh.
+    RefreshedAccess,
+    /// The refresh token from the last refresh (the same one under a `reuse` policy).
+    RefreshedRefresh,
+}
+
+impl std::str::FromStr for TokenName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "access token" => TokenName::Access,
+            "user access token" => TokenName::UserAccess,
+            "refresh token" => TokenName::Refresh,
+            "refreshed access token" => TokenName::RefreshedAccess,
+            "refreshed refresh token" => TokenName::RefreshedRefresh,
+            other => return Err(format!("unknown token name {other:?}")),
+        })
+    }
+}
+
+impl TokenName {
+    /// The words used in feature files.
+    pub fn words(self) -> &'static str {
+        match self {
+            TokenName::Access => "access token",
+            TokenName::UserAccess => "user access token",
+            TokenName::Refresh => "refresh token",
+            TokenName::RefreshedAccess => "refreshed access token",
+            TokenName::RefreshedRefresh => "refreshed refresh token",
+        }
+    }
+}
+
+/// State of one scenario.
+#[derive(cucumber::World)]
+#[world(init = Self::new)]
+pub struct KeelWorld {
+    /// The run context (None only if keel's runner was bypassed).
+    ctx: Option<Arc<Context>>,
+    /// Tokens by name.
+    pub tokens: BTreeMap<TokenName, Held>,
+    /// Identities recorded before an event.
+    pub recorded: BTreeMap<TokenName, Identity>,
+    /// The JWKS recorded before an event.
+    pub jwks_before: Option<Value>,
+    /// The identity ledger (fingerprints, never tokens).
+    pub ledger: Vec<Value>,
+    /// SHOULD-level findings.
+    pub warnings: Vec<String>,
+    /// Proof of each event.
+    pub proofs: Vec<String>,
+    /// Whether the scenario runs alone (`@serial`), set by the before hook.
+    pub serial: bool,
+    /// When the scenario started, set by the before hook.
+    pub started: Option<std::time::Instant>,
+}
+
+impl std::fmt::Debug for KeelWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeelWorld").field("tokens", &self.tokens).finish_non_exhaustive()
+    }
+}
+
+impl KeelWorld {
+    fn new() -> Self {
+        Self {
+            ctx: crate::context::current(),
+            tokens: BTreeMap::new(),
+            recorded: BTreeMap::new(),
+            jwks_before: None,
+            ledger: Vec::new(),
+            warnings: Vec::new(),
+            proofs: Vec::new(),
+            serial: false,
+            started: None,
+        }
+    }
+
+    /// The run context.
+    pub fn ctx(&self) -> Result<Arc<Context>, Problem> {
+        self.ctx.clone().ok_or_else(|| error("no keel run context: scenarios must be run by `keel run`"))
+    }
+
+    /// A token the scenario holds, or an error naming the missing Given step.
+    pub fn token(&self, name: TokenName) -> Result<Held, Problem> {
+        self.tokens.get(&name).cloned().ok_or_else(|| {
+            error(format!(
+                "the scenario refers to the {} but no earlier step obtained one",
+                name.words()
+            ))
+        })
+    }
+
+    /// Appends an entry to the ledger.
+    pub fn note(&mut self, entry: Value) {
+        self.ledger.push(entry);
+    }
+
+    /// Introspects `name` and records what was seen in the ledger.
+    pub async fn observe(&mut self, name: TokenName, step: &str) -> Result<(Identity, Option<bool>), Problem> {
+        let ctx = self.ctx()?;
+        let held = self.token(name)?;
+        let hint = match held.kind {
+            issuer::TokenKind::Access => "access_token",
+            issuer::TokenKind::Refresh => "refresh_token",
+        };
+        let intro = issuer::introspect(&ctx, &held.value, Some(hint)).await?;
+        let id = identity::of(&ctx, &held, Some(&intro.body));
+        self.note(json!({
+            "step": step,
+            "token": held.fingerprint,
+            "name": name.words(),
+            "active": intro.active,
+            "identity": id,
+        }));
+        Ok((id, intro.active))
+    }
+
+    /// Fails unless `name` is active now.
+    pub async fn expect_active(&mut self, name: TokenName, step: &str) -> Result<Identity, Problem> {
+        let (id, active) = self.observe(name, step).await?;
+        match active {
+            Some(true) => Ok(id),
+            Some(false) => Err(fail(format!("expected the {} to be active ({step}), introspection says active: false", name.words()))),
+            None => Err(fail(format!("expected the {} to be active ({step}), introspection has no boolean \"active\"", name.words()))),
+        }
+    }
+}
