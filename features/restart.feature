@@ -7,24 +7,32 @@ Feature: Restart stability
   These scenarios run alone, never beside another scenario.
 
   @req:RST-1 @level:1
-  Scenario: Tokens active before a restart are active after it
+  Scenario: A client-credentials access token active before a restart is active after it
     Given an access token from the client credentials grant
-    And a refresh token issued to the test user
     When the issuer restarts
     Then the access token is active
-    And the user access token is active
+
+  @req:RST-1 @level:1
+  Scenario: User tokens active before a restart are active after it
+    Given a refresh token issued to the test user
+    When the issuer restarts
+    Then the user access token is active
     And the refresh token is active
 
   @req:RST-2 @level:1
-  Scenario: Identity references are byte-identical across a restart
+  Scenario: The identity of a client-credentials access token is byte-identical across a restart
     Given an access token from the client credentials grant
-    And a refresh token issued to the test user
     And the identity of the access token has been recorded
+    When the issuer restarts
+    Then the identity of the access token is unchanged
+
+  @req:RST-2 @level:1
+  Scenario: The identities of user tokens are byte-identical across a restart
+    Given a refresh token issued to the test user
     And the identity of the user access token has been recorded
     And the identity of the refresh token has been recorded
     When the issuer restarts
-    Then the identity of the access token is unchanged
-    And the identity of the user access token is unchanged
+    Then the identity of the user access token is unchanged
     And the identity of the refresh token is unchanged
 
   @req:RST-3 @level:1
@@ -34,14 +42,18 @@ Feature: Restart stability
     Then the JWKS is unchanged
 
   @req:RST-4 @level:1
-  Scenario: Revoked tokens stay revoked across a restart
+  Scenario: A revoked access token stays revoked across a restart
     Given an access token from the client credentials grant
-    And a refresh token issued to the test user
     And the access token has been revoked
-    And the refresh token has been revoked
     When the issuer restarts
     Then the access token is inactive
-    And the refresh token is inactive
+
+  @req:RST-4 @level:1
+  Scenario: A revoked refresh token stays revoked across a restart
+    Given a refresh token issued to the test user
+    And the refresh token has been revoked
+    When the issuer restarts
+    Then the refresh token is inactive
 
   @req:RST-5 @level:1
   Scenario: A refresh token issued before a restart refreshes after it and keeps the identity
@@ -52,8 +64,14 @@ Feature: Restart stability
     Then the refreshed access token has the identity of the user access token
 
   @req:RST-6 @level:1
-  Scenario: Tokens issued immediately before a hard kill survive it
+  Scenario: An access token issued immediately before a hard kill survives it
+    Given an access token from the client credentials grant
+    When the issuer is killed and restarted at once
+    Then the access token is active
+
+  @req:RST-6 @level:1
+  Scenario: User tokens issued immediately before a hard kill survive it
     Given a refresh token issued to the test user
     When the issuer is killed and restarted at once
-    Then the refresh token is active
-    And the user access token is active
+    Then the user access token is active
+    And the refresh token is active

@@ -196,7 +196,7 @@ mod tests {
         let all = Selection::new(None, &[], &features).unwrap().count(&features);
         assert!(all >= 20, "{all}");
         let rst = Selection::new(Some("@area:restart"), &[], &features).unwrap().count(&features);
-        assert_eq!(rst, 6);
+        assert_eq!(rst, 10);
         let one = Selection::new(None, &["rst-1".into()], &features).unwrap().count(&features);
         assert_eq!(one, 1);
         assert_eq!(Selection::new(Some("@nope"), &[], &features).unwrap().count(&features), 0);

@@ -196,6 +196,7 @@ async fn serve(listen: SocketAddr, data_dir: PathBuf, fault: Option<String>) -> 
             return ExitCode::from(2);
         }
     };
+    keel_reference::init_tracing();
     match keel_reference::serve(keel_reference::ServeOptions { listen, data_dir, fault }).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

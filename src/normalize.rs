@@ -26,8 +26,8 @@ fn category(key: &str) -> Option<&'static str> {
         "jti" | "public_id" => "jti",
         "family_id" => "family",
         "iss" | "issuer" => "iss",
-        "boot_id_before" | "boot_id_after" | "boot_id" => "boot",
-        "token" | "fingerprint" => "token",
+        "boot_id_before" | "boot_id_after" | "boot_id" | "boot_ids" => "boot",
+        "token" | "fingerprint" | "refresh" => "token",
         "username" => return None,
         _ => return None,
     })

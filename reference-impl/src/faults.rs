@@ -100,10 +100,10 @@ impl Fault {
         }
     }
 
-    /// The keel requirement ids this fault is meant to break, and nothing else.
+    /// The MUST requirement ids of keel this fault breaks, and nothing else (never empty).
     pub fn breaks(&self) -> &'static [&'static str] {
         match self {
-            Fault::EphemeralKeys => &["RST-1", "RST-3"],
+            Fault::EphemeralKeys => &["RST-1", "RST-2", "RST-3", "RST-6"],
             Fault::MemoryRevocations => &["RST-4"],
             Fault::NewSubAfterRestart => &["RST-2", "RST-5"],
             Fault::ChecksumUnchecked => &["NEG-1"],
@@ -113,7 +113,7 @@ impl Fault {
             Fault::JwtSignatureUnchecked => &["NEG-3", "NEG-4", "NEG-5"],
             Fault::AlgNoneAccepted => &["NEG-4"],
             Fault::UnknownKidAccepted => &["NEG-5"],
-            Fault::RandomKid => &["IDN-3", "RST-1", "RST-3"],
+            Fault::RandomKid => &["RST-1", "RST-2", "RST-3", "RST-6"],
             Fault::KidNotPublished => &["IDN-2"],
             Fault::MissingClientId => &["IDN-1"],
             Fault::IntrospectionJtiMismatch => &["IDN-4"],
@@ -122,6 +122,14 @@ impl Fault {
             Fault::RevokeUnknown400 => &["INT-3"],
             Fault::RevokeKeepsAccess => &["INT-4"],
             Fault::LazyCommit => &["RST-6"],
+        }
+    }
+
+    /// The SHOULD requirements this fault breaks (keel warns on them rather than failing).
+    pub fn warns(&self) -> &'static [&'static str] {
+        match self {
+            Fault::RandomKid => &["IDN-3"],
+            _ => &[],
         }
     }
 

@@ -115,6 +115,18 @@ pub fn generate() -> Result<GeneratedKey, KeyError> {
     Ok(GeneratedKey { pkcs8, x, kid })
 }
 
+/// A stand-in public key derived deterministically from `pkcs8` (for `kid-not-published`).
+fn decoy_for(pkcs8: &[u8]) -> Result<(String, String), KeyError> {
+    let mut input = b"keel-reference decoy key".to_vec();
+    input.extend_from_slice(pkcs8);
+    let seed = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+    let pair = Ed25519KeyPair::from_seed_unchecked(seed.as_ref())
+        .map_err(|e| KeyError::Crypto(e.to_string()))?;
+    let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    let kid = ed25519_thumbprint(&x);
+    Ok((x, kid))
+}
+
 fn public_x(pkcs8: &[u8]) -> Result<String, KeyError> {
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| KeyError::Crypto(e.to_string()))?;
     Ok(URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()))
@@ -199,6 +211,7 @@ impl KeyRing {
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
         let mut signing = None;
+        let mut active_pkcs8 = Vec::new();
         for (kid, x, pkcs8) in keys {
             let raw = URL_SAFE_NO_PAD
                 .decode(&x)
@@ -209,6 +222,7 @@ impl KeyRing {
             );
             published.push(PublicJwk::ed25519(&x, &kid));
             if kid == active_kid {
+                active_pkcs8 = pkcs8.clone();
                 signing = Some(SigningKey {
                     kid,
                     encoding_key: EncodingKey::from_ed_der(&pkcs8),
@@ -219,8 +233,10 @@ impl KeyRing {
             signing.ok_or_else(|| KeyError::Crypto("no active signing key".to_owned()))?;
 
         if fault == Some(Fault::KidNotPublished) {
-            let decoy = generate()?;
-            published = vec![PublicJwk::ed25519(&decoy.x, &decoy.kid)];
+            // The decoy is derived from the signing key, so it is the same at every start: this
+            // fault breaks only "the kid is in the JWKS", not "the JWKS survives a restart".
+            let (x, kid) = decoy_for(&active_pkcs8)?;
+            published = vec![PublicJwk::ed25519(&x, &kid)];
         }
         Ok(KeyRing {
             signing,

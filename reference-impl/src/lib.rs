@@ -7,6 +7,7 @@
 //! State lives in a data directory: `config.toml` ([`config::Config`]), `instance.json` (the
 //! address fixed on first start) and `issuer.db` (SQLite: keys, subjects, grants, tokens).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod faults;
@@ -138,12 +139,18 @@ pub async fn serve_until(
     let (listener, instance) = instance::bind(&opts.data_dir, opts.listen).await?;
     let app = open_app(&opts.data_dir, config, instance.issuer.clone(), opts.fault).await?;
 
+    // The flusher is stopped between flushes, never aborted inside one: an abort during the
+    // commit could leave written records in the buffer for the final flush to write again.
+    let (stop_flusher, mut flusher_stopped) = tokio::sync::watch::channel(false);
     let flusher = (opts.fault == Some(Fault::LazyCommit)).then(|| {
         let app = Arc::clone(&app);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(LAZY_FLUSH_INTERVAL);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = flusher_stopped.changed() => break,
+                }
                 if let Err(e) = app.store.flush().await {
                     tracing::error!(error = %e, "lazy-commit flush failed");
                 }
@@ -182,8 +189,11 @@ pub async fn serve_until(
         () = grace => tracing::warn!("connections still open after the grace period; stopping"),
     }
 
-    if let Some(f) = flusher {
-        f.abort();
+    let _flusher_gone_is_fine = stop_flusher.send(true);
+    if let Some(f) = flusher
+        && let Err(e) = f.await
+    {
+        tracing::error!(error = %e, "lazy-commit flusher panicked");
     }
     app.store.close().await.context("cannot flush the store")?;
     tracing::info!("stopped");
