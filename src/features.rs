@@ -198,7 +198,7 @@ mod tests {
         let rst = Selection::new(Some("@area:restart"), &[], &features).unwrap().count(&features);
         assert_eq!(rst, 10);
         let one = Selection::new(None, &["rst-1".into()], &features).unwrap().count(&features);
-        assert_eq!(one, 1);
+        assert_eq!(one, 2);
         assert_eq!(Selection::new(Some("@nope"), &[], &features).unwrap().count(&features), 0);
         assert!(Selection::new(None, &["XYZ-9".into()], &features).is_err());
         assert!(Selection::new(Some("@a and and"), &[], &features).is_err());

@@ -92,3 +92,18 @@ mod tests {
         assert!(REQUIREMENTS.len() >= 10);
     }
 }
+
+#[cfg(test)]
+mod spec_md {
+    /// `SPEC.md` lists exactly the catalogue's requirements, in order, with the same strength.
+    #[test]
+    fn spec_md_agrees_with_the_catalogue() {
+        let md = include_str!("../SPEC.md");
+        let re = regex::Regex::new(r"(?m)^### ([A-Z]{3}-[0-9]+) \((MUST|SHOULD)\)$").unwrap();
+        let headings: Vec<(String, String)> =
+            re.captures_iter(md).map(|c| (c[1].to_owned(), c[2].to_owned())).collect();
+        let table: Vec<(String, String)> =
+            super::REQUIREMENTS.iter().map(|r| (r.id.to_owned(), r.strength.to_string())).collect();
+        assert_eq!(headings, table);
+    }
+}

@@ -1,1 +1,164 @@
-fn main(){}
+//! keel's own detection, against wiremock issuers that keel did not write: a `sub` that changes
+//! after a (simulated, but proven) restart is caught; the same issuer without the change passes;
+//! a restart hook that does nothing is an error ("restart not applied"), never a pass.
+//!
+//! The "restart" is a hook command that creates a flag file; the mock answers with a new boot id
+//! (and, in the faulty variant, a new `sub`) once the flag exists.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const SECRET_VAR: &str = "KEEL_DETECTION_SECRET";
+
+fn jwt(iss: &str) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1"}"#);
+    let claims = b64.encode(
+        json!({"iss": iss, "sub": "user-1", "aud": "api", "client_id": "keel-ci", "jti": "jti-1", "iat": 1, "exp": 4_000_000_000u64})
+            .to_string(),
+    );
+    format!("{header}.{claims}.c2lnbmF0dXJl")
+}
+
+/// A mock issuer; `sub_changes` makes introspection report another sub after the restart.
+async fn issuer(flag: PathBuf, sub_changes: bool) -> MockServer {
+    let server = MockServer::start().await;
+    let iss = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": iss,
+            "token_endpoint": format!("{iss}/token"),
+            "introspection_endpoint": format!("{iss}/introspect"),
+            "jwks_uri": format!("{iss}/jwks"),
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/jwks"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"keys": []})))
+        .mount(&server)
+        .await;
+    let token = jwt(&iss);
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": token, "token_type": "Bearer", "expires_in": 600
+        })))
+        .mount(&server)
+        .await;
+    let flag = Arc::new(flag);
+    let f = flag.clone();
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(move |_: &Request| {
+            let boot = if f.exists() { "boot-2" } else { "boot-1" };
+            ResponseTemplate::new(200).set_body_json(json!({"boot_id": boot}))
+        })
+        .mount(&server)
+        .await;
+    let iss2 = iss.clone();
+    Mock::given(method("POST"))
+        .and(path("/introspect"))
+        .respond_with(move |_: &Request| {
+            let sub = if sub_changes && flag.exists() { "user-2" } else { "user-1" };
+            ResponseTemplate::new(200).set_body_json(json!({
+                "active": true, "iss": iss2, "sub": sub, "client_id": "keel-ci", "jti": "jti-1",
+                "aud": "api", "exp": 4_000_000_000u64, "iat": 1, "token_type": "Bearer"
+            }))
+        })
+        .mount(&server)
+        .await;
+    server
+}
+
+fn target(dir: &Path, iss: &str, hook: &str) -> PathBuf {
+    let path = dir.join("target.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[issuer]\nurl = \"{iss}\"\n\n[client]\nid = \"keel-ci\"\nsecret_env = \"{SECRET_VAR}\"\n\n[hooks.restart]\nrun = \"{hook}\"\nready_timeout = \"5s\"\n\n[proof]\nboot_id_url = \"{iss}/health\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `keel run --target FILE --req RST-2` and returns (exit code, report).
+async fn keel(target: PathBuf, dir: &Path) -> (i32, Value) {
+    let report = dir.join("report.json");
+    let r = report.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["run", "--quiet", "--req", "RST-2", "--target"])
+            .arg(&target)
+            .arg("--report-json")
+            .arg(&r)
+            .env(SECRET_VAR, "detection-secret")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), serde_json::from_str(&text).unwrap())
+}
+
+fn scenario<'a>(report: &'a Value, needle: &str) -> &'a Value {
+    report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().contains(needle))
+        .unwrap_or_else(|| panic!("no scenario containing {needle:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sub_that_changes_after_a_restart_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("restarted");
+    let server = issuer(flag.clone(), true).await;
+    let t = target(dir.path(), &server.uri(), &format!("touch {}", flag.display()));
+    let (code, report) = keel(t, dir.path()).await;
+    let cc = scenario(&report, "client-credentials access token is byte-identical");
+    assert_eq!(cc["verdict"], "fail", "{cc:#}");
+    let msg = cc["message"].as_str().unwrap();
+    assert!(msg.contains("introspection.sub: \"user-1\" -> \"user-2\""), "{msg}");
+    assert!(cc["proofs"][0].as_str().unwrap().contains("boot id"), "{cc:#}");
+    // The target declares no user tokens, so that scenario does not apply, and says why.
+    let user = scenario(&report, "identities of user tokens");
+    assert_eq!(user["verdict"], "not-applicable", "{user:#}");
+    assert!(user["message"].as_str().unwrap().contains("[user_tokens]"));
+    assert_eq!(code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_issuer_without_the_change_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("restarted");
+    let server = issuer(flag.clone(), false).await;
+    let t = target(dir.path(), &server.uri(), &format!("touch {}", flag.display()));
+    let (code, report) = keel(t, dir.path()).await;
+    let cc = scenario(&report, "client-credentials access token is byte-identical");
+    assert_eq!(cc["verdict"], "pass", "{cc:#}");
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_hook_that_does_nothing_is_an_error_not_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("restarted");
+    let server = issuer(flag, true).await;
+    let t = target(dir.path(), &server.uri(), "true");
+    let (code, report) = keel(t, dir.path()).await;
+    let cc = scenario(&report, "client-credentials access token is byte-identical");
+    assert_eq!(cc["verdict"], "error", "{cc:#}");
+    assert!(cc["message"].as_str().unwrap().contains("restart not applied"), "{cc:#}");
+    assert_eq!(code, 1);
+}
