@@ -50,7 +50,9 @@ pub enum HttpError {
         limit: usize,
     },
     /// The body is not the JSON that was expected.
-    #[error("{method} {url}: expected a JSON object, got HTTP {status} {content_type} ({len} bytes): {cause}")]
+    #[error(
+        "{method} {url}: expected a JSON object, got HTTP {status} {content_type} ({len} bytes): {cause}"
+    )]
     NotJson {
         /// Request method.
         method: &'static str,
@@ -89,7 +91,10 @@ impl Reply {
             method: self.method,
             url: self.url.clone(),
             status: self.status,
-            content_type: self.content_type().unwrap_or("(no content type)").to_owned(),
+            content_type: self
+                .content_type()
+                .unwrap_or("(no content type)")
+                .to_owned(),
             len: self.body.len(),
             cause,
         };
@@ -158,7 +163,11 @@ impl IssuerClient {
                 url: "-".into(),
                 cause: flatten(&e),
             })?;
-        Ok(Self { http, timeout, max_body })
+        Ok(Self {
+            http,
+            timeout,
+            max_body,
+        })
     }
 
     /// The per-request deadline.
@@ -179,7 +188,11 @@ impl IssuerClient {
         auth: Auth<'_>,
         headers: &[(&str, &str)],
     ) -> Result<Reply, HttpError> {
-        let mut req = self.http.post(url).form(form).header("accept", "application/json");
+        let mut req = self
+            .http
+            .post(url)
+            .form(form)
+            .header("accept", "application/json");
         if let Auth::Basic(id, secret) = auth {
             req = req.basic_auth(form_encode(id), Some(form_encode(secret)));
         }
@@ -197,38 +210,67 @@ impl IssuerClient {
     ) -> Result<Reply, HttpError> {
         let timeout = self.timeout;
         let work = async {
-            let resp = req.send().await.map_err(|e| self.transport(method, url, &e))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| self.transport(method, url, &e))?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             if let Some(len) = resp.content_length()
                 && len > self.max_body as u64
             {
-                return Err(HttpError::TooLarge { method, url: url.to_owned(), limit: self.max_body });
+                return Err(HttpError::TooLarge {
+                    method,
+                    url: url.to_owned(),
+                    limit: self.max_body,
+                });
             }
             let mut body = Vec::new();
             let mut stream = resp.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| self.transport(method, url, &e))?;
                 if body.len() + chunk.len() > self.max_body {
-                    return Err(HttpError::TooLarge { method, url: url.to_owned(), limit: self.max_body });
+                    return Err(HttpError::TooLarge {
+                        method,
+                        url: url.to_owned(),
+                        limit: self.max_body,
+                    });
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(Reply { method, url: url.to_owned(), status, headers, body })
+            Ok(Reply {
+                method,
+                url: url.to_owned(),
+                status,
+                headers,
+                body,
+            })
         };
         // reqwest's own timeout covers the body too, but a hard outer deadline makes the bound
         // independent of how the body stream is polled.
         match tokio::time::timeout(timeout + Duration::from_millis(500), work).await {
             Ok(r) => r,
-            Err(_) => Err(HttpError::Timeout { method, url: url.to_owned(), timeout }),
+            Err(_) => Err(HttpError::Timeout {
+                method,
+                url: url.to_owned(),
+                timeout,
+            }),
         }
     }
 
     fn transport(&self, method: &'static str, url: &str, e: &reqwest::Error) -> HttpError {
         if e.is_timeout() {
-            HttpError::Timeout { method, url: url.to_owned(), timeout: self.timeout }
+            HttpError::Timeout {
+                method,
+                url: url.to_owned(),
+                timeout: self.timeout,
+            }
         } else {
-            HttpError::Transport { method, url: url.to_owned(), cause: flatten(e) }
+            HttpError::Transport {
+                method,
+                url: url.to_owned(),
+                cause: flatten(e),
+            }
         }
     }
 }

@@ -56,7 +56,10 @@ impl Context {
     pub fn fingerprint(&self, secret: &str) -> String {
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.fingerprint_key);
         let tag = aws_lc_rs::hmac::sign(&key, secret.as_bytes());
-        let hex: String = tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = tag.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         format!("fp:{hex}")
     }
 }

@@ -33,7 +33,9 @@ pub enum DiscoveryError {
     #[error("issuer unreachable: {0}")]
     Unreachable(HttpError),
     /// No metadata and no explicit token endpoint.
-    #[error("no authorization-server metadata at {tried} ({why}) and no [issuer.endpoints] token in the target file")]
+    #[error(
+        "no authorization-server metadata at {tried} ({why}) and no [issuer.endpoints] token in the target file"
+    )]
     NoMetadata {
         /// URLs tried.
         tried: String,
@@ -41,7 +43,9 @@ pub enum DiscoveryError {
         why: String,
     },
     /// The metadata names another issuer (RFC 8414 §3.3).
-    #[error("metadata at {url} names issuer {found:?}, but the target file says {expected:?} (RFC 8414 §3.3)")]
+    #[error(
+        "metadata at {url} names issuer {found:?}, but the target file says {expected:?} (RFC 8414 §3.3)"
+    )]
     IssuerMismatch {
         /// Metadata URL.
         url: String,
@@ -59,7 +63,9 @@ pub fn well_known_urls(issuer: &str) -> Vec<String> {
     if let Ok(u) = url::Url::parse(trimmed) {
         let path = u.path().trim_end_matches('/');
         let origin = u.origin().ascii_serialization();
-        urls.push(format!("{origin}/.well-known/oauth-authorization-server{path}"));
+        urls.push(format!(
+            "{origin}/.well-known/oauth-authorization-server{path}"
+        ));
     }
     urls.push(format!("{trimmed}/.well-known/openid-configuration"));
     urls
@@ -83,7 +89,7 @@ pub async fn discover(
                 }
                 Err(e) => why.push(e.to_string()),
             },
-            Ok(reply) => why.push(format!("{}", reply.describe())),
+            Ok(reply) => why.push(reply.describe()),
             Err(e @ (HttpError::Transport { .. } | HttpError::Timeout { .. })) => {
                 if explicit.token.is_none() {
                     return Err(DiscoveryError::Unreachable(e));
@@ -93,7 +99,8 @@ pub async fn discover(
             Err(e) => why.push(e.to_string()),
         }
     }
-    let str_of = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
+    let str_of =
+        |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
     let (metadata_url, meta) = match found {
         Some((u, m)) => (Some(u), m),
         None => (None, Map::new()),
@@ -107,17 +114,32 @@ pub async fn discover(
             expected: issuer.to_owned(),
         });
     }
-    let token = explicit.token.clone().or_else(|| str_of(&meta, "token_endpoint"));
+    let token = explicit
+        .token
+        .clone()
+        .or_else(|| str_of(&meta, "token_endpoint"));
     let Some(token) = token else {
-        return Err(DiscoveryError::NoMetadata { tried: urls.join(", "), why: why.join("; ") });
+        return Err(DiscoveryError::NoMetadata {
+            tried: urls.join(", "),
+            why: why.join("; "),
+        });
     };
     Ok(Resolved {
         issuer: issuer.trim_end_matches('/').to_owned(),
         token,
-        introspection: explicit.introspection.clone().or_else(|| str_of(&meta, "introspection_endpoint")),
-        revocation: explicit.revocation.clone().or_else(|| str_of(&meta, "revocation_endpoint")),
+        introspection: explicit
+            .introspection
+            .clone()
+            .or_else(|| str_of(&meta, "introspection_endpoint")),
+        revocation: explicit
+            .revocation
+            .clone()
+            .or_else(|| str_of(&meta, "revocation_endpoint")),
         jwks: explicit.jwks.clone().or_else(|| str_of(&meta, "jwks_uri")),
-        authorization: explicit.authorization.clone().or_else(|| str_of(&meta, "authorization_endpoint")),
+        authorization: explicit
+            .authorization
+            .clone()
+            .or_else(|| str_of(&meta, "authorization_endpoint")),
         metadata_url,
     })
 }

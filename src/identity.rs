@@ -14,10 +14,27 @@ use crate::target::TokenFormat;
 use crate::token::{jwt, prefixed};
 
 /// Claims of an access-token JWT that are identity references.
-pub const JWT_MEMBERS: &[&str] = &["iss", "sub", "aud", "client_id", "jti", "family_id", "scope"];
+pub const JWT_MEMBERS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "client_id",
+    "jti",
+    "family_id",
+    "scope",
+];
 /// Introspection members that are identity references.
-pub const INTROSPECTION_MEMBERS: &[&str] =
-    &["iss", "sub", "aud", "client_id", "jti", "family_id", "scope", "username", "token_type"];
+pub const INTROSPECTION_MEMBERS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "client_id",
+    "jti",
+    "family_id",
+    "scope",
+    "username",
+    "token_type",
+];
 
 /// A token's identity: `source.member` to value.
 pub type Identity = BTreeMap<String, Value>;
@@ -40,7 +57,10 @@ pub fn of(ctx: &Context, held: &Held, introspection: Option<&Map<String, Value>>
         && let Some(a) = prefixed::Anatomy::split(&held.value, f.public_id_length)
     {
         id.insert("token.prefix".into(), Value::String(a.prefix.to_owned()));
-        id.insert("token.public_id".into(), Value::String(a.public_id.to_owned()));
+        id.insert(
+            "token.public_id".into(),
+            Value::String(a.public_id.to_owned()),
+        );
     }
     if let Some(body) = introspection
         && body.get("active") == Some(&Value::Bool(true))
@@ -73,7 +93,11 @@ fn show(v: Option<&Value>) -> String {
         None => "(absent)".into(),
         Some(v) => {
             let s = v.to_string();
-            if s.len() > 80 { format!("{}…", &s[..80]) } else { s }
+            if s.len() > 80 {
+                format!("{}…", &s[..80])
+            } else {
+                s
+            }
         }
     }
 }

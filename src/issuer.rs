@@ -52,11 +52,20 @@ pub struct Issued {
 }
 
 fn hold(ctx: &Context, kind: TokenKind, value: &str, scope: Option<String>) -> Held {
-    Held { kind, value: value.to_owned(), fingerprint: ctx.fingerprint(value), scope }
+    Held {
+        kind,
+        value: value.to_owned(),
+        fingerprint: ctx.fingerprint(value),
+        scope,
+    }
 }
 
 /// Sends a form to the token endpoint with client authentication.
-pub async fn token_request(ctx: &Context, creds: &Creds, form: &[(&str, &str)]) -> Result<Reply, Problem> {
+pub async fn token_request(
+    ctx: &Context,
+    creds: &Creds,
+    form: &[(&str, &str)],
+) -> Result<Reply, Problem> {
     post_authenticated(ctx, creds, &ctx.endpoints.token, form).await
 }
 
@@ -81,22 +90,49 @@ async fn post_authenticated(
 /// Reads a successful token response, or explains the failure (RFC 6749 §5.2 error included).
 pub fn parse_token_response(ctx: &Context, reply: &Reply, what: &str) -> Result<Issued, Problem> {
     if reply.status != 200 {
-        return Err(error(format!("{what}: {}{}", reply.describe(), oauth_error(reply))));
+        return Err(error(format!(
+            "{what}: {}{}",
+            reply.describe(),
+            oauth_error(reply)
+        )));
     }
-    let body = reply.json_object().map_err(|e| error(format!("{what}: {e}")))?;
+    let body = reply
+        .json_object()
+        .map_err(|e| error(format!("{what}: {e}")))?;
     let access = match body.get("access_token") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(_) => return Err(error(format!("{what}: {}: access_token is not a non-empty string", reply.describe()))),
-        None => return Err(error(format!("{what}: {}: no access_token in the response", reply.describe()))),
+        Some(_) => {
+            return Err(error(format!(
+                "{what}: {}: access_token is not a non-empty string",
+                reply.describe()
+            )));
+        }
+        None => {
+            return Err(error(format!(
+                "{what}: {}: no access_token in the response",
+                reply.describe()
+            )));
+        }
     };
     let scope = body.get("scope").and_then(Value::as_str).map(str::to_owned);
     let refresh = match body.get("refresh_token") {
-        Some(Value::String(s)) if !s.is_empty() => Some(hold(ctx, TokenKind::Refresh, s, scope.clone())),
+        Some(Value::String(s)) if !s.is_empty() => {
+            Some(hold(ctx, TokenKind::Refresh, s, scope.clone()))
+        }
         None | Some(Value::Null) => None,
-        Some(_) => return Err(error(format!("{what}: {}: refresh_token is not a string", reply.describe()))),
+        Some(_) => {
+            return Err(error(format!(
+                "{what}: {}: refresh_token is not a string",
+                reply.describe()
+            )));
+        }
     };
     let expires_in = body.get("expires_in").and_then(Value::as_i64);
-    Ok(Issued { access: hold(ctx, TokenKind::Access, &access, scope), refresh, expires_in })
+    Ok(Issued {
+        access: hold(ctx, TokenKind::Access, &access, scope),
+        refresh,
+        expires_in,
+    })
 }
 
 /// ` (invalid_grant: description)` from an RFC 6749 §5.2 body, or empty.
@@ -104,7 +140,10 @@ pub fn oauth_error(reply: &Reply) -> String {
     match reply.json_object() {
         Ok(m) => {
             let code = m.get("error").and_then(Value::as_str).unwrap_or("");
-            let desc = m.get("error_description").and_then(Value::as_str).unwrap_or("");
+            let desc = m
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             match (code, desc) {
                 ("", _) => String::new(),
                 (c, "") => format!(" ({c})"),
@@ -117,7 +156,12 @@ pub fn oauth_error(reply: &Reply) -> String {
 
 /// The `error` member of an RFC 6749 §5.2 body.
 pub fn oauth_error_code(reply: &Reply) -> Option<String> {
-    reply.json_object().ok()?.get("error")?.as_str().map(str::to_owned)
+    reply
+        .json_object()
+        .ok()?
+        .get("error")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Client-credentials grant.
@@ -139,13 +183,18 @@ pub async fn authorization_code(ctx: &Context) -> Result<Issued, Problem> {
         ));
     };
     let Some(authz) = &ctx.endpoints.authorization else {
-        return Err(error("[user_tokens] is declared but the issuer has no authorization endpoint"));
+        return Err(error(
+            "[user_tokens] is declared but the issuer has no authorization endpoint",
+        ));
     };
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let verifier = b64.encode(rand::random::<[u8; 32]>());
-    let challenge = b64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
+    let challenge = b64.encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref(),
+    );
     let state = b64.encode(rand::random::<[u8; 12]>());
-    let mut url = url::Url::parse(authz).map_err(|e| error(format!("authorization endpoint {authz:?}: {e}")))?;
+    let mut url = url::Url::parse(authz)
+        .map_err(|e| error(format!("authorization endpoint {authz:?}: {e}")))?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
@@ -169,18 +218,25 @@ pub async fn authorization_code(ctx: &Context) -> Result<Issued, Problem> {
             oauth_error(&reply)
         )));
     }
-    let location = reply
-        .header("location")
-        .ok_or_else(|| error(format!("authorization request: {} without a Location header", reply.describe())))?;
+    let location = reply.header("location").ok_or_else(|| {
+        error(format!(
+            "authorization request: {} without a Location header",
+            reply.describe()
+        ))
+    })?;
     let loc = url::Url::parse(location)
         .or_else(|_| url.join(location))
         .map_err(|e| error(format!("authorization request: unreadable Location: {e}")))?;
     let pairs: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
     if let Some(e) = pairs.get("error") {
-        return Err(error(format!("authorization request: the issuer redirected with error {e:?}")));
+        return Err(error(format!(
+            "authorization request: the issuer redirected with error {e:?}"
+        )));
     }
     if pairs.get("state") != Some(&state) {
-        return Err(error("authorization request: the redirect does not carry the state keel sent"));
+        return Err(error(
+            "authorization request: the redirect does not carry the state keel sent",
+        ));
     }
     let code = pairs
         .get("code")
@@ -197,7 +253,15 @@ pub async fn authorization_code(ctx: &Context) -> Result<Issued, Problem> {
 
 /// Presents `refresh_token` at the token endpoint; returns the raw reply.
 pub async fn refresh(ctx: &Context, refresh_token: &str) -> Result<Reply, Problem> {
-    token_request(ctx, &ctx.creds, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    token_request(
+        ctx,
+        &ctx.creds,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
 }
 
 /// The outcome of introspection.
@@ -210,9 +274,15 @@ pub struct Introspection {
 }
 
 /// RFC 7662 introspection of `token`.
-pub async fn introspect(ctx: &Context, token: &str, hint: Option<&str>) -> Result<Introspection, Problem> {
+pub async fn introspect(
+    ctx: &Context,
+    token: &str,
+    hint: Option<&str>,
+) -> Result<Introspection, Problem> {
     let Some(url) = &ctx.endpoints.introspection else {
-        return Err(not_applicable("the issuer has no introspection endpoint (none discovered or declared)"));
+        return Err(not_applicable(
+            "the issuer has no introspection endpoint (none discovered or declared)",
+        ));
     };
     let mut form = vec![("token", token)];
     if let Some(h) = hint {
@@ -220,9 +290,15 @@ pub async fn introspect(ctx: &Context, token: &str, hint: Option<&str>) -> Resul
     }
     let reply = post_authenticated(ctx, &ctx.creds, url, &form).await?;
     if reply.status != 200 {
-        return Err(error(format!("introspection: {}{}", reply.describe(), oauth_error(&reply))));
+        return Err(error(format!(
+            "introspection: {}{}",
+            reply.describe(),
+            oauth_error(&reply)
+        )));
     }
-    let body = reply.json_object().map_err(|e| error(format!("introspection: {e}")))?;
+    let body = reply
+        .json_object()
+        .map_err(|e| error(format!("introspection: {e}")))?;
     let active = body.get("active").and_then(Value::as_bool);
     Ok(Introspection { body, active })
 }
@@ -230,7 +306,9 @@ pub async fn introspect(ctx: &Context, token: &str, hint: Option<&str>) -> Resul
 /// RFC 7009 revocation of `token`; returns the raw reply.
 pub async fn revoke(ctx: &Context, token: &str, hint: Option<&str>) -> Result<Reply, Problem> {
     let Some(url) = &ctx.endpoints.revocation else {
-        return Err(not_applicable("the issuer has no revocation endpoint (none discovered or declared)"));
+        return Err(not_applicable(
+            "the issuer has no revocation endpoint (none discovered or declared)",
+        ));
     };
     let mut form = vec![("token", token)];
     if let Some(h) = hint {
@@ -242,15 +320,22 @@ pub async fn revoke(ctx: &Context, token: &str, hint: Option<&str>) -> Result<Re
 /// The JWKS document.
 pub async fn jwks(ctx: &Context) -> Result<Value, Problem> {
     let Some(url) = &ctx.endpoints.jwks else {
-        return Err(not_applicable("the issuer publishes no JWKS (no jwks_uri discovered or declared)"));
+        return Err(not_applicable(
+            "the issuer publishes no JWKS (no jwks_uri discovered or declared)",
+        ));
     };
     let reply = ctx.client.get(url).await?;
     if reply.status != 200 {
         return Err(error(format!("JWKS: {}", reply.describe())));
     }
-    let body = reply.json_object().map_err(|e| error(format!("JWKS: {e}")))?;
+    let body = reply
+        .json_object()
+        .map_err(|e| error(format!("JWKS: {e}")))?;
     if !body.get("keys").is_some_and(Value::is_array) {
-        return Err(error(format!("JWKS: {} has no \"keys\" array", reply.describe())));
+        return Err(error(format!(
+            "JWKS: {} has no \"keys\" array",
+            reply.describe()
+        )));
     }
     Ok(Value::Object(body))
 }

@@ -72,7 +72,11 @@ impl Lifecycle {
     }
 
     /// Performs a restart and proves it happened.
-    pub async fn restart(&self, client: &IssuerClient, kind: RestartKind) -> Result<EventProof, Problem> {
+    pub async fn restart(
+        &self,
+        client: &IssuerClient,
+        kind: RestartKind,
+    ) -> Result<EventProof, Problem> {
         self.supports(kind)?;
         let event = match kind {
             RestartKind::Graceful => "restart",
@@ -90,12 +94,19 @@ impl Lifecycle {
                 let after = boot_id(client, &health, "/boot_id").await?;
                 prove_by_boot_id(event, how, before, after, &health)
             }
-            Lifecycle::Hooks { restart, kill, proof, ready_url } => {
+            Lifecycle::Hooks {
+                restart,
+                kill,
+                proof,
+                ready_url,
+            } => {
                 let hook = match kind {
                     RestartKind::Graceful => restart.as_ref(),
                     RestartKind::Kill => kill.as_ref(),
                 };
-                let Some(hook) = hook else { return Err(error("unreachable: hook checked above")) };
+                let Some(hook) = hook else {
+                    return Err(error("unreachable: hook checked above"));
+                };
                 let before = match &proof.boot_id_url {
                     Some(u) => Some(boot_id(client, u, &proof.boot_id_pointer).await?),
                     None => None,
@@ -155,20 +166,36 @@ fn prove_by_boot_id(
 }
 
 async fn boot_id(client: &IssuerClient, url: &str, pointer: &str) -> Result<String, Problem> {
-    let reply = client.get(url).await.map_err(|e| error(format!("cannot read the boot id: {e}")))?;
+    let reply = client
+        .get(url)
+        .await
+        .map_err(|e| error(format!("cannot read the boot id: {e}")))?;
     if reply.status != 200 {
-        return Err(error(format!("cannot read the boot id: {}", reply.describe())));
+        return Err(error(format!(
+            "cannot read the boot id: {}",
+            reply.describe()
+        )));
     }
-    let doc = serde_json::Value::Object(reply.json_object().map_err(|e| error(format!("cannot read the boot id: {e}")))?);
+    let doc = serde_json::Value::Object(
+        reply
+            .json_object()
+            .map_err(|e| error(format!("cannot read the boot id: {e}")))?,
+    );
     match doc.pointer(pointer) {
         Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
-        _ => Err(error(format!("cannot read the boot id: {url} has no string or number at JSON pointer {pointer}"))),
+        _ => Err(error(format!(
+            "cannot read the boot id: {url} has no string or number at JSON pointer {pointer}"
+        ))),
     }
 }
 
 /// Polls `url` until it answers with a status below 500, under `deadline`.
-pub async fn wait_ready(client: &IssuerClient, url: &str, deadline: Duration) -> Result<(), Problem> {
+pub async fn wait_ready(
+    client: &IssuerClient,
+    url: &str,
+    deadline: Duration,
+) -> Result<(), Problem> {
     let start = Instant::now();
     loop {
         let last = match client.get(url).await {
@@ -193,7 +220,10 @@ async fn run_hook(
     ready_url: &str,
 ) -> Result<Option<Duration>, Problem> {
     let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c").arg(&hook.run).stdin(std::process::Stdio::null()).kill_on_drop(true);
+    cmd.arg("-c")
+        .arg(&hook.run)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
     let output = tokio::time::timeout(hook.timeout, cmd.output());
     // While the command runs, poll readiness; the cells record the longest outage seen.
     let down_since: std::cell::Cell<Option<Instant>> = std::cell::Cell::new(None);
@@ -222,11 +252,23 @@ async fn run_hook(
         longest.set(longest.get().max(t.elapsed()));
     }
     let downtime = (longest.get() > Duration::ZERO).then(|| longest.get());
-    let out = out.map_err(|_| error(format!("{event} hook `{}` did not finish within {:?}", hook.run, hook.timeout)))?;
+    let out = out.map_err(|_| {
+        error(format!(
+            "{event} hook `{}` did not finish within {:?}",
+            hook.run, hook.timeout
+        ))
+    })?;
     let out = out.map_err(|e| error(format!("{event} hook `{}` could not run: {e}", hook.run)))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: String = stderr.chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = stderr
+            .chars()
+            .rev()
+            .take(300)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         return Err(error(format!(
             "{event} hook `{}` failed ({}): {}",
             hook.run,
@@ -238,6 +280,9 @@ async fn run_hook(
 }
 
 /// The poll loop never ends on its own; `select!` needs a value of the right type.
-fn unreachable_poll() -> Result<std::io::Result<std::process::Output>, tokio::time::error::Elapsed> {
-    Ok(Err(std::io::Error::other("readiness poller stopped unexpectedly")))
+fn unreachable_poll() -> Result<std::io::Result<std::process::Output>, tokio::time::error::Elapsed>
+{
+    Ok(Err(std::io::Error::other(
+        "readiness poller stopped unexpectedly",
+    )))
 }

@@ -134,7 +134,10 @@ Examples:
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("keel: error: cannot start the async runtime: {e}");
@@ -144,7 +147,11 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run(args).await,
-            Command::ServeReference { listen, data_dir, fault } => serve(listen, data_dir, fault).await,
+            Command::ServeReference {
+                listen,
+                data_dir,
+                fault,
+            } => serve(listen, data_dir, fault).await,
             Command::Faults => {
                 for f in keel_reference::Fault::ALL {
                     println!("{}\t{}", f.name(), f.breaks().join(","));
@@ -197,7 +204,13 @@ async fn serve(listen: SocketAddr, data_dir: PathBuf, fault: Option<String>) -> 
         }
     };
     keel_reference::init_tracing();
-    match keel_reference::serve(keel_reference::ServeOptions { listen, data_dir, fault }).await {
+    match keel_reference::serve(keel_reference::ServeOptions {
+        listen,
+        data_dir,
+        fault,
+    })
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keel: error: the reference issuer stopped: {e:#}");
@@ -224,11 +237,23 @@ fn list(dirs: &[PathBuf]) -> ExitCode {
         }
     }
     for f in &all {
-        let file = f.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let file = f
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         println!("{} ({file})", f.name);
         for (r, s) in keel::features::scenarios(f) {
-            let tags: Vec<String> = keel::features::all_tags(f, r, s).map(|t| format!("@{t}")).collect();
-            println!("  {}:{}  {}  {}", file, s.position.line, s.name, tags.join(" "));
+            let tags: Vec<String> = keel::features::all_tags(f, r, s)
+                .map(|t| format!("@{t}"))
+                .collect();
+            println!(
+                "  {}:{}  {}  {}",
+                file,
+                s.position.line,
+                s.name,
+                tags.join(" ")
+            );
         }
     }
     ExitCode::SUCCESS

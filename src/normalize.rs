@@ -35,14 +35,23 @@ fn category(key: &str) -> Option<&'static str> {
 
 fn is_time_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
-    matches!(last, "iat" | "exp" | "nbf" | "auth_time" | "duration_ms" | "downtime_ms") || last.ends_with("_at")
+    matches!(
+        last,
+        "iat" | "exp" | "nbf" | "auth_time" | "duration_ms" | "downtime_ms"
+    ) || last.ends_with("_at")
 }
 
 fn shape_ok(cat: &str, s: &str) -> bool {
-    let b64url = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let b64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     match cat {
         "kid" => b64url(s),
-        "token" => s.strip_prefix("fp:").is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())),
+        "token" => s
+            .strip_prefix("fp:")
+            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())),
         "iss" => url::Url::parse(s).is_ok(),
         "sub" | "jti" | "family" | "boot" => !s.is_empty() && !s.contains(char::is_whitespace),
         _ => true,
@@ -56,7 +65,11 @@ impl Normalizer {
     }
 
     fn placeholder(&mut self, cat: &'static str, value: &str) -> String {
-        let shape = if shape_ok(cat, value) { "" } else { "!unexpected-shape" };
+        let shape = if shape_ok(cat, value) {
+            ""
+        } else {
+            "!unexpected-shape"
+        };
         let list = self.seen.entry(cat).or_default();
         let n = match list.iter().position(|v| v == value) {
             Some(i) => i + 1,
@@ -84,7 +97,9 @@ impl Normalizer {
             }
             Value::Array(a) => Value::Array(a.iter().map(|x| self.walk(key, x)).collect()),
             Value::Number(_) if key.is_some_and(is_time_key) => Value::String("[ts]".into()),
-            Value::String(s) if key.is_some_and(is_time_key) => Value::String(format!("[ts:{}]", kind_of(s))),
+            Value::String(s) if key.is_some_and(is_time_key) => {
+                Value::String(format!("[ts:{}]", kind_of(s)))
+            }
             Value::String(s) => match key.and_then(category) {
                 Some(cat) => Value::String(self.placeholder(cat, s)),
                 None if looks_like_local_url(s) => Value::String(self.placeholder("url", s)),
@@ -96,7 +111,11 @@ impl Normalizer {
 }
 
 fn kind_of(s: &str) -> &'static str {
-    if s.parse::<i64>().is_ok() { "string-number" } else { "string" }
+    if s.parse::<i64>().is_ok() {
+        "string-number"
+    } else {
+        "string"
+    }
 }
 
 fn looks_like_local_url(s: &str) -> bool {
@@ -142,7 +161,9 @@ mod tests {
 
     #[test]
     fn local_urls_and_issuers_are_placeholders() {
-        let n = normalize(&json!({"jwt.iss": "http://127.0.0.1:4242", "jwt.aud": "http://127.0.0.1:4242/api"}));
+        let n = normalize(
+            &json!({"jwt.iss": "http://127.0.0.1:4242", "jwt.aud": "http://127.0.0.1:4242/api"}),
+        );
         assert_eq!(n["jwt.iss"], "[iss#1]");
         assert_eq!(n["jwt.aud"], "[url#1]");
     }

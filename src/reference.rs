@@ -29,7 +29,9 @@ pub enum ReferenceError {
         cause: String,
     },
     /// It exited or stayed silent instead of printing its base URL.
-    #[error("the reference issuer did not announce its URL within {deadline:?}: {cause} (its log: {log})")]
+    #[error(
+        "the reference issuer did not announce its URL within {deadline:?}: {cause} (its log: {log})"
+    )]
     NoUrl {
         /// Deadline.
         deadline: Duration,
@@ -88,11 +90,19 @@ pub fn write_config(data_dir: &Path) -> Result<ReferenceConfig, ReferenceError> 
     let alphabet = crate::token::checksum::BASE62;
     let mut rng = rand::rng();
     let mut secret = || -> String {
-        (0..32).map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())])).collect()
+        (0..32)
+            .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+            .collect()
     };
     let clients = vec![
-        ReferenceClient { id: "keel-ci".into(), secret: crate::target::Secret::new(secret()) },
-        ReferenceClient { id: "keel-ci-2".into(), secret: crate::target::Secret::new(secret()) },
+        ReferenceClient {
+            id: "keel-ci".into(),
+            secret: crate::target::Secret::new(secret()),
+        },
+        ReferenceClient {
+            id: "keel-ci-2".into(),
+            secret: crate::target::Secret::new(secret()),
+        },
     ];
     let users = vec!["alice".to_owned(), "bob".to_owned()];
     let mut text = String::from(
@@ -109,7 +119,10 @@ pub fn write_config(data_dir: &Path) -> Result<ReferenceConfig, ReferenceError> 
         text.push_str(&format!("\n[[users]]\nusername = \"{u}\"\n"));
     }
     std::fs::write(data_dir.join(keel_reference::CONFIG_FILE), text).map_err(|e| {
-        ReferenceError::Config { dir: data_dir.display().to_string(), cause: e.to_string() }
+        ReferenceError::Config {
+            dir: data_dir.display().to_string(),
+            cause: e.to_string(),
+        }
     })?;
     Ok(ReferenceConfig { clients, users })
 }
@@ -176,7 +189,10 @@ impl ReferenceIssuer {
         let new_pid = child.id();
         *guard = Some(child);
         if url != self.base_url {
-            return Err(ReferenceError::Moved { before: self.base_url.clone(), after: url });
+            return Err(ReferenceError::Moved {
+                before: self.base_url.clone(),
+                after: url,
+            });
         }
         Ok(format!(
             "{how} to pid {}, new process pid {} announced its URL after {} ms",
@@ -200,10 +216,19 @@ impl Drop for ReferenceIssuer {
 
 async fn stop_child(child: &mut Child, hard: bool) -> Result<(), ReferenceError> {
     let Some(pid) = child.id() else { return Ok(()) };
-    let signal = if hard { Signal::SIGKILL } else { Signal::SIGTERM };
-    let pid_i32 = i32::try_from(pid).map_err(|e| ReferenceError::Signal { pid, cause: e.to_string() })?;
-    kill(Pid::from_raw(pid_i32), signal)
-        .map_err(|e| ReferenceError::Signal { pid, cause: e.to_string() })?;
+    let signal = if hard {
+        Signal::SIGKILL
+    } else {
+        Signal::SIGTERM
+    };
+    let pid_i32 = i32::try_from(pid).map_err(|e| ReferenceError::Signal {
+        pid,
+        cause: e.to_string(),
+    })?;
+    kill(Pid::from_raw(pid_i32), signal).map_err(|e| ReferenceError::Signal {
+        pid,
+        cause: e.to_string(),
+    })?;
     match tokio::time::timeout(STOP_DEADLINE, child.wait()).await {
         Ok(_) => Ok(()),
         Err(_) => {
@@ -224,7 +249,10 @@ async fn spawn(
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|e| ReferenceError::Spawn { bin: bin.display().to_string(), cause: format!("log file {}: {e}", log_path.display()) })?;
+        .map_err(|e| ReferenceError::Spawn {
+            bin: bin.display().to_string(),
+            cause: format!("log file {}: {e}", log_path.display()),
+        })?;
     let mut cmd = Command::new(bin);
     cmd.arg("serve-reference")
         .arg("--listen")
@@ -239,9 +267,10 @@ async fn spawn(
         .stderr(Stdio::from(log))
         .kill_on_drop(true);
     let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| ReferenceError::Spawn { bin: bin.display().to_string(), cause: e.to_string() })?;
+    let mut child = cmd.spawn().map_err(|e| ReferenceError::Spawn {
+        bin: bin.display().to_string(),
+        cause: e.to_string(),
+    })?;
     let no_url = |cause: String| ReferenceError::NoUrl {
         deadline: START_DEADLINE,
         cause,
@@ -256,7 +285,11 @@ async fn spawn(
         Ok(Ok(Some(line))) if line.starts_with("http") => line.trim().to_owned(),
         Ok(Ok(Some(line))) => return Err(no_url(format!("first line was {line:?}"))),
         Ok(Ok(None)) => {
-            let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             return Err(no_url(format!("it exited ({status})")));
         }
         Ok(Err(e)) => return Err(no_url(e.to_string())),

@@ -19,7 +19,10 @@ use crate::discovery::{self, DiscoveryError};
 use crate::features::{self, FeatureError, Selection};
 use crate::lifecycle::Lifecycle;
 use crate::reference::{self, ReferenceError, ReferenceIssuer};
-use crate::target::{self, AccessTokenFormat, AuthMethod, ChecksumScheme, PrefixedFormat, TargetError, TokenFormat, UserTokenMethod, UserTokens};
+use crate::target::{
+    self, AccessTokenFormat, AuthMethod, ChecksumScheme, PrefixedFormat, TargetError, TokenFormat,
+    UserTokenMethod, UserTokens,
+};
 use crate::verdict::{Problem, RunReport, ScenarioRecord, Verdict};
 use crate::world::KeelWorld;
 
@@ -63,7 +66,9 @@ pub enum StartError {
     #[error("{0}")]
     Features(#[from] FeatureError),
     /// Nothing selected.
-    #[error("the selection matches no scenario ({0}); a run that checks nothing is not a pass (list the tags with `keel list`)")]
+    #[error(
+        "the selection matches no scenario ({0}); a run that checks nothing is not a pass (list the tags with `keel list`)"
+    )]
     EmptySelection(String),
     /// Discovery or reachability.
     #[error("{0}")]
@@ -152,15 +157,19 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, StartError> {
     if let Some(r) = &started.reference {
         let _ = r.stop(false).await;
     }
-    if let Some(dir) = started.data_dir {
-        if opts.keep_data {
-            let path = dir.keep();
-            eprintln!("keel: the reference issuer's data directory was kept: {}", path.display());
-        }
+    if let Some(dir) = started.data_dir
+        && opts.keep_data
+    {
+        let path = dir.keep();
+        eprintln!("keel: the reference issuer's data directory was kept: {}", path.display());
     }
     let writer = outcome?;
 
-    let mut scenarios = ctx.results.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
+    let mut scenarios = ctx
+        .results
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default();
     for e in writer.parse_errors {
         scenarios.push(ScenarioRecord {
             feature: "(parse error)".into(),
@@ -177,7 +186,9 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, StartError> {
             duration_ms: 0,
         });
     }
-    scenarios.sort_by(|a, b| (file_rank(&a.file), &a.file, a.line).cmp(&(file_rank(&b.file), &b.file, b.line)));
+    scenarios.sort_by(|a, b| {
+        (file_rank(&a.file), &a.file, a.line).cmp(&(file_rank(&b.file), &b.file, b.line))
+    });
     let mut report = RunReport {
         target: started.label,
         reference_fault: opts.reference_fault.clone(),
@@ -188,17 +199,28 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, StartError> {
     };
     report.summarize();
     if let Some(path) = &opts.junit {
-        crate::report::junit::write(&report, path).map_err(|e| StartError::Io(format!("cannot write JUnit XML to {}: {e}", path.display())))?;
+        crate::report::junit::write(&report, path).map_err(|e| {
+            StartError::Io(format!("cannot write JUnit XML to {}: {e}", path.display()))
+        })?;
     }
     if let Some(path) = &opts.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| StartError::Io(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| StartError::Io(format!("cannot write the JSON report to {}: {e}", path.display())))?;
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| StartError::Io(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| {
+            StartError::Io(format!(
+                "cannot write the JSON report to {}: {e}",
+                path.display()
+            ))
+        })?;
     }
     Ok(report)
 }
 
 fn file_rank(file: &str) -> usize {
-    features::BUILTIN.iter().position(|(p, _)| *p == file).unwrap_or(usize::MAX)
+    features::BUILTIN
+        .iter()
+        .position(|(p, _)| *p == file)
+        .unwrap_or(usize::MAX)
 }
 
 async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
@@ -212,7 +234,8 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
             let f = &loaded.file;
             let client = IssuerClient::new(f.http.timeout, f.http.max_body_bytes)
                 .map_err(|e| StartError::Io(e.to_string()))?;
-            let endpoints = discovery::discover(&client, f.issuer.url.get_ref(), &f.issuer.endpoints).await?;
+            let endpoints =
+                discovery::discover(&client, f.issuer.url.get_ref(), &f.issuer.endpoints).await?;
             if endpoints.metadata_url.is_none() {
                 // No discovery document: prove the token endpoint answers at all.
                 if let Err(e) = client.get(&endpoints.token).await {
@@ -249,35 +272,59 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 total,
             };
             if opts.progress {
-                println!("keel: {total} scenarios against {} ({})", f.issuer.url.get_ref(), path.display());
+                println!(
+                    "keel: {total} scenarios against {} ({})",
+                    f.issuer.url.get_ref(),
+                    path.display()
+                );
             }
-            Ok(Started { label: f.issuer.url.get_ref().clone(), ctx: Arc::new(ctx), reference: None, data_dir: None })
+            Ok(Started {
+                label: f.issuer.url.get_ref().clone(),
+                ctx: Arc::new(ctx),
+                reference: None,
+                data_dir: None,
+            })
         }
         None => {
             if let Some(name) = &opts.reference_fault
                 && keel_reference::Fault::from_str(name).is_err()
             {
-                let names: Vec<&str> = keel_reference::Fault::ALL.iter().map(|f| f.name()).collect();
+                let names: Vec<&str> = keel_reference::Fault::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .collect();
                 return Err(StartError::UnknownFault(name.clone(), names.join(", ")));
             }
             let bin = match &opts.reference_bin {
                 Some(b) => b.clone(),
-                None => std::env::current_exe().map_err(|e| StartError::Io(format!("cannot find keel's own binary: {e}")))?,
+                None => std::env::current_exe()
+                    .map_err(|e| StartError::Io(format!("cannot find keel's own binary: {e}")))?,
             };
             let dir = tempfile::Builder::new()
                 .prefix("keel-reference-")
                 .tempdir()
                 .map_err(|e| StartError::Io(format!("cannot create a data directory: {e}")))?;
             let config = reference::write_config(dir.path())?;
-            let issuer = Arc::new(ReferenceIssuer::start(&bin, dir.path(), opts.reference_fault.as_deref()).await?);
-            let client = IssuerClient::new(crate::client::DEFAULT_TIMEOUT, crate::client::DEFAULT_MAX_BODY)
-                .map_err(|e| StartError::Io(e.to_string()))?;
-            let endpoints = discovery::discover(&client, issuer.base_url(), &Default::default()).await?;
+            let issuer = Arc::new(
+                ReferenceIssuer::start(&bin, dir.path(), opts.reference_fault.as_deref()).await?,
+            );
+            let client = IssuerClient::new(
+                crate::client::DEFAULT_TIMEOUT,
+                crate::client::DEFAULT_MAX_BODY,
+            )
+            .map_err(|e| StartError::Io(e.to_string()))?;
+            let endpoints =
+                discovery::discover(&client, issuer.base_url(), &Default::default()).await?;
             let main = &config.clients[0];
             let ctx = Context {
                 client,
                 endpoints,
-                creds: Creds { id: main.id.clone(), secret: main.secret.clone(), method: AuthMethod::ClientSecretBasic, scope: None },
+                creds: Creds {
+                    id: main.id.clone(),
+                    secret: main.secret.clone(),
+                    method: AuthMethod::ClientSecretBasic,
+                    scope: None,
+                },
                 access_format: Some(AccessTokenFormat::Jwt),
                 refresh_format: Some(TokenFormat::Prefixed(PrefixedFormat {
                     prefix: keel_reference::REFRESH_PREFIX.to_owned(),
@@ -309,7 +356,12 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                     issuer.data_dir().display()
                 );
             }
-            Ok(Started { label, ctx: Arc::new(ctx), reference: Some(issuer), data_dir: Some(dir) })
+            Ok(Started {
+                label,
+                ctx: Arc::new(ctx),
+                reference: Some(issuer),
+                data_dir: Some(dir),
+            })
         }
     }
 }
@@ -322,7 +374,9 @@ fn record(
     ev: &event::ScenarioFinished,
     world: Option<&mut KeelWorld>,
 ) {
-    let Some(ctx) = context::current() else { return };
+    let Some(ctx) = context::current() else {
+        return;
+    };
     let requirements = features::requirements(feature, rule, sc);
     let tags: Vec<String> = features::all_tags(feature, rule, sc).cloned().collect();
     let problem = match ev {
@@ -337,7 +391,9 @@ fn record(
         }),
     };
     let only_should = !requirements.is_empty()
-        && requirements.iter().all(|r| crate::spec::find(r).is_some_and(|q| q.strength == crate::spec::Strength::Should));
+        && requirements.iter().all(|r| {
+            crate::spec::find(r).is_some_and(|q| q.strength == crate::spec::Strength::Should)
+        });
     let (warnings, proofs, ledger, duration_ms) = match &world {
         Some(w) => (
             w.warnings.clone(),
@@ -357,7 +413,11 @@ fn record(
     };
     let rec = ScenarioRecord {
         feature: feature.name.clone(),
-        file: feature.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        file: feature
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         line: sc.position.line,
         name: sc.name.clone(),
         requirements,
@@ -370,7 +430,11 @@ fn record(
         duration_ms,
     };
     if ctx.progress {
-        crate::report::terminal::progress(&rec, ctx.results.lock().map(|r| r.len() + 1).unwrap_or(0), ctx.total);
+        crate::report::terminal::progress(
+            &rec,
+            ctx.results.lock().map(|r| r.len() + 1).unwrap_or(0),
+            ctx.total,
+        );
     }
     if let Ok(mut r) = ctx.results.lock() {
         r.push(rec);
@@ -382,7 +446,8 @@ struct Preparsed(Vec<gherkin::Feature>);
 
 impl cucumber::Parser<()> for Preparsed {
     type Cli = cucumber::cli::Empty;
-    type Output = futures::stream::Iter<std::vec::IntoIter<cucumber::parser::Result<gherkin::Feature>>>;
+    type Output =
+        futures::stream::Iter<std::vec::IntoIter<cucumber::parser::Result<gherkin::Feature>>>;
 
     fn parse(self, _: (), _: Self::Cli) -> Self::Output {
         futures::stream::iter(self.0.into_iter().map(Ok).collect::<Vec<_>>())

@@ -42,34 +42,144 @@ const fn req(
     title: &'static str,
     source: &'static str,
 ) -> Requirement {
-    Requirement { id, strength, title, source }
+    Requirement {
+        id,
+        strength,
+        title,
+        source,
+    }
 }
 
 use Strength::{Must, Should};
 
 /// Every requirement keel checks, in catalogue order.
 pub const REQUIREMENTS: &[Requirement] = &[
-    req("FMT-1", Must, "Prefixed tokens carry the declared prefix and segment shape", "GitHub token format; RFC 6749 §1.5"),
-    req("FMT-2", Must, "The embedded checksum of every checksummed token is valid, and keel's offline validator rejects every single-character substitution", "GitHub token format (CRC-32, base62)"),
-    req("IDN-1", Must, "Access tokens carry their identity references: iss, sub, aud, client_id, iat, exp, jti", "RFC 9068 §2.2; RFC 7662 §2.2"),
-    req("IDN-2", Must, "A JWT's kid names a key in the JWKS, and that key verifies the signature", "RFC 7515 §4.1.4; RFC 7517 §5"),
-    req("IDN-3", Should, "Every JWKS key's kid is its RFC 7638 thumbprint (so a kid names key material, never a moment)", "RFC 7638 §3"),
-    req("IDN-4", Must, "The identity a token carries agrees with what introspection reports for it (a refresh token's public id is its jti)", "RFC 7662 §2.2"),
-    req("INT-1", Must, "An active introspection response has the RFC 7662 shape and member types", "RFC 7662 §2.2"),
-    req("INT-2", Must, "Introspection of an unknown, malformed or revoked token answers exactly {\"active\":false}", "RFC 7662 §2.2, §4"),
-    req("INT-3", Must, "A revoked token is inactive at once, and revoking an unknown token answers 200", "RFC 7009 §2.1, §2.2"),
-    req("INT-4", Must, "Revoking a refresh token also deactivates the access tokens of its grant", "RFC 7009 §2.1; RFC 9700 §4.14.2"),
-    req("NEG-1", Must, "A refresh token whose checksum segment alone was changed is rejected", "GitHub token format; RFC 6749 §5.2"),
-    req("NEG-2", Must, "A refresh token whose prefix alone was changed (checksum recomputed) is rejected", "GitHub token format; RFC 6749 §5.2"),
-    req("NEG-3", Must, "An access-token JWT with one signature byte flipped is rejected", "RFC 7515 §5.2; RFC 8725 §3.1"),
-    req("NEG-4", Must, "An access-token JWT re-encoded with alg none is rejected", "RFC 8725 §2.1, §3.1"),
-    req("NEG-5", Must, "An access-token JWT signed by a key whose kid is not in the JWKS is rejected", "RFC 8725 §3.1; RFC 7515 §4.1.4"),
-    req("RST-1", Must, "Tokens active before a restart are active after it", "RFC 6749 §1.4, §1.5"),
-    req("RST-2", Must, "Identity references of every token are byte-identical across a restart", "RFC 9068 §2.2; RFC 7662 §2.2"),
-    req("RST-3", Must, "The JWKS is unchanged across a restart", "RFC 7517 §5; RFC 8414 §2"),
-    req("RST-4", Must, "Revoked tokens stay revoked across a restart", "RFC 7009 §2.2"),
-    req("RST-5", Must, "A refresh token issued before a restart refreshes after it, keeping the identity", "RFC 6749 §6"),
-    req("RST-6", Must, "A token issued immediately before a hard kill (SIGKILL) survives it", "RFC 6749 §1.4 (durability of issued grants)"),
+    req(
+        "FMT-1",
+        Must,
+        "Prefixed tokens carry the declared prefix and segment shape",
+        "GitHub token format; RFC 6749 §1.5",
+    ),
+    req(
+        "FMT-2",
+        Must,
+        "The embedded checksum of every checksummed token is valid, and keel's offline validator rejects every single-character substitution",
+        "GitHub token format (CRC-32, base62)",
+    ),
+    req(
+        "IDN-1",
+        Must,
+        "Access tokens carry their identity references: iss, sub, aud, client_id, iat, exp, jti",
+        "RFC 9068 §2.2; RFC 7662 §2.2",
+    ),
+    req(
+        "IDN-2",
+        Must,
+        "A JWT's kid names a key in the JWKS, and that key verifies the signature",
+        "RFC 7515 §4.1.4; RFC 7517 §5",
+    ),
+    req(
+        "IDN-3",
+        Should,
+        "Every JWKS key's kid is its RFC 7638 thumbprint (so a kid names key material, never a moment)",
+        "RFC 7638 §3",
+    ),
+    req(
+        "IDN-4",
+        Must,
+        "The identity a token carries agrees with what introspection reports for it (a refresh token's public id is its jti)",
+        "RFC 7662 §2.2",
+    ),
+    req(
+        "INT-1",
+        Must,
+        "An active introspection response has the RFC 7662 shape and member types",
+        "RFC 7662 §2.2",
+    ),
+    req(
+        "INT-2",
+        Must,
+        "Introspection of an unknown, malformed or revoked token answers exactly {\"active\":false}",
+        "RFC 7662 §2.2, §4",
+    ),
+    req(
+        "INT-3",
+        Must,
+        "A revoked token is inactive at once, and revoking an unknown token answers 200",
+        "RFC 7009 §2.1, §2.2",
+    ),
+    req(
+        "INT-4",
+        Must,
+        "Revoking a refresh token also deactivates the access tokens of its grant",
+        "RFC 7009 §2.1; RFC 9700 §4.14.2",
+    ),
+    req(
+        "NEG-1",
+        Must,
+        "A refresh token whose checksum segment alone was changed is rejected",
+        "GitHub token format; RFC 6749 §5.2",
+    ),
+    req(
+        "NEG-2",
+        Must,
+        "A refresh token whose prefix alone was changed (checksum recomputed) is rejected",
+        "GitHub token format; RFC 6749 §5.2",
+    ),
+    req(
+        "NEG-3",
+        Must,
+        "An access-token JWT with one signature byte flipped is rejected",
+        "RFC 7515 §5.2; RFC 8725 §3.1",
+    ),
+    req(
+        "NEG-4",
+        Must,
+        "An access-token JWT re-encoded with alg none is rejected",
+        "RFC 8725 §2.1, §3.1",
+    ),
+    req(
+        "NEG-5",
+        Must,
+        "An access-token JWT signed by a key whose kid is not in the JWKS is rejected",
+        "RFC 8725 §3.1; RFC 7515 §4.1.4",
+    ),
+    req(
+        "RST-1",
+        Must,
+        "Tokens active before a restart are active after it",
+        "RFC 6749 §1.4, §1.5",
+    ),
+    req(
+        "RST-2",
+        Must,
+        "Identity references of every token are byte-identical across a restart",
+        "RFC 9068 §2.2; RFC 7662 §2.2",
+    ),
+    req(
+        "RST-3",
+        Must,
+        "The JWKS is unchanged across a restart",
+        "RFC 7517 §5; RFC 8414 §2",
+    ),
+    req(
+        "RST-4",
+        Must,
+        "Revoked tokens stay revoked across a restart",
+        "RFC 7009 §2.2",
+    ),
+    req(
+        "RST-5",
+        Must,
+        "A refresh token issued before a restart refreshes after it, keeping the identity",
+        "RFC 6749 §6",
+    ),
+    req(
+        "RST-6",
+        Must,
+        "A token issued immediately before a hard kill (SIGKILL) survives it",
+        "RFC 6749 §1.4 (durability of issued grants)",
+    ),
 ];
 
 /// Looks a requirement up by id.
@@ -100,10 +210,14 @@ mod spec_md {
     fn spec_md_agrees_with_the_catalogue() {
         let md = include_str!("../SPEC.md");
         let re = regex::Regex::new(r"(?m)^### ([A-Z]{3}-[0-9]+) \((MUST|SHOULD)\)$").unwrap();
-        let headings: Vec<(String, String)> =
-            re.captures_iter(md).map(|c| (c[1].to_owned(), c[2].to_owned())).collect();
-        let table: Vec<(String, String)> =
-            super::REQUIREMENTS.iter().map(|r| (r.id.to_owned(), r.strength.to_string())).collect();
+        let headings: Vec<(String, String)> = re
+            .captures_iter(md)
+            .map(|c| (c[1].to_owned(), c[2].to_owned()))
+            .collect();
+        let table: Vec<(String, String)> = super::REQUIREMENTS
+            .iter()
+            .map(|r| (r.id.to_owned(), r.strength.to_string()))
+            .collect();
         assert_eq!(headings, table);
     }
 }

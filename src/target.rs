@@ -222,7 +222,10 @@ pub struct Proof {
 
 impl Default for Proof {
     fn default() -> Self {
-        Self { boot_id_url: None, boot_id_pointer: default_boot_pointer() }
+        Self {
+            boot_id_url: None,
+            boot_id_pointer: default_boot_pointer(),
+        }
     }
 }
 
@@ -244,7 +247,10 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { timeout: default_timeout(), max_body_bytes: default_max_body() }
+        Self {
+            timeout: default_timeout(),
+            max_body_bytes: default_max_body(),
+        }
     }
 }
 
@@ -298,7 +304,11 @@ pub fn load(path: &Path) -> Result<LoadedTarget, TargetError> {
         fix: Some("pass the path of an existing TOML file to --target".into()),
     })?;
     let (file, secret) = parse(path, &text, |name| std::env::var(name).ok())?;
-    Ok(LoadedTarget { file, path: path.to_owned(), secret })
+    Ok(LoadedTarget {
+        file,
+        path: path.to_owned(),
+        secret,
+    })
 }
 
 /// Parses and validates target-file text; `env` looks up environment variables.
@@ -317,7 +327,12 @@ pub fn parse(
         } else {
             Some("correct the TOML syntax or value at that line".into())
         };
-        TargetError { path: path.to_owned(), line: e.span().map(|s| line_of(s.start)), message, fix }
+        TargetError {
+            path: path.to_owned(),
+            line: e.span().map(|s| line_of(s.start)),
+            message,
+            fix,
+        }
     })?;
     let err = |span: std::ops::Range<usize>, message: String, fix: &str| TargetError {
         path: path.to_owned(),
@@ -384,7 +399,10 @@ ready_timeout = "30s"
         let (f, s) = parse(Path::new("t.toml"), MINIMAL, env_with_secret).unwrap();
         assert_eq!(f.client.id, "keel-ci");
         assert_eq!(s.expose(), "s3cret");
-        assert_eq!(f.hooks.restart.unwrap().ready_timeout, Duration::from_secs(30));
+        assert_eq!(
+            f.hooks.restart.unwrap().ready_timeout,
+            Duration::from_secs(30)
+        );
         assert!(f.capabilities.refresh_token.is_none());
     }
 
@@ -416,6 +434,9 @@ ready_timeout = "30s"
             "{MINIMAL}\n[capabilities.refresh_token]\nformat = \"prefixed\"\nprefix = \"krt_\"\npublic_id_length = 16\nchecksum = \"crc32-base62\"\n"
         );
         let (f, _) = parse(Path::new("t.toml"), &text, env_with_secret).unwrap();
-        assert!(matches!(f.capabilities.refresh_token, Some(TokenFormat::Prefixed(_))));
+        assert!(matches!(
+            f.capabilities.refresh_token,
+            Some(TokenFormat::Prefixed(_))
+        ));
     }
 }

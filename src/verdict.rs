@@ -105,7 +105,9 @@ impl Problem {
         } else if let Some(m) = text.strip_prefix(TAG_NA) {
             Problem::NotApplicable(m.to_owned())
         } else {
-            Problem::Error(format!("keel itself panicked (a bug in keel, please report it): {text}"))
+            Problem::Error(format!(
+                "keel itself panicked (a bug in keel, please report it): {text}"
+            ))
         }
     }
 
@@ -225,8 +227,11 @@ impl RunReport {
         self.requirements = ids
             .into_iter()
             .filter_map(|id| {
-                let scen: Vec<&ScenarioRecord> =
-                    self.scenarios.iter().filter(|s| s.requirements.contains(&id)).collect();
+                let scen: Vec<&ScenarioRecord> = self
+                    .scenarios
+                    .iter()
+                    .filter(|s| s.requirements.contains(&id))
+                    .collect();
                 if scen.is_empty() {
                     return None;
                 }
@@ -239,7 +244,14 @@ impl RunReport {
                     Some(r) => (r.strength.to_string(), r.title.to_owned()),
                     None => ("custom".to_owned(), "(not in keel's catalogue)".to_owned()),
                 };
-                Some(RequirementSummary { id, strength, title, verdict: worst, scenarios: scen.len(), message })
+                Some(RequirementSummary {
+                    id,
+                    strength,
+                    title,
+                    verdict: worst,
+                    scenarios: scen.len(),
+                    message,
+                })
             })
             .collect();
     }
@@ -251,8 +263,13 @@ impl RunReport {
 
     /// Exit code: 0 nothing failed or errored (warnings allowed unless strict), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        let bad = self.count(Verdict::Fail) + self.count(Verdict::Error)
-            + if self.strict { self.count(Verdict::Warn) } else { 0 };
+        let bad = self.count(Verdict::Fail)
+            + self.count(Verdict::Error)
+            + if self.strict {
+                self.count(Verdict::Warn)
+            } else {
+                0
+            };
         i32::from(bad > 0)
     }
 }
@@ -268,6 +285,8 @@ mod tests {
             assert_eq!(Problem::from_payload(payload.as_ref()), p);
         }
         let payload: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
-        assert!(matches!(Problem::from_payload(payload.as_ref()), Problem::Error(m) if m.contains("keel itself panicked")));
+        assert!(
+            matches!(Problem::from_payload(payload.as_ref()), Problem::Error(m) if m.contains("keel itself panicked"))
+        );
     }
 }

@@ -82,7 +82,9 @@ pub struct KeelWorld {
 
 impl std::fmt::Debug for KeelWorld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeelWorld").field("tokens", &self.tokens).finish_non_exhaustive()
+        f.debug_struct("KeelWorld")
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,7 +105,9 @@ impl KeelWorld {
 
     /// The run context.
     pub fn ctx(&self) -> Result<Arc<Context>, Problem> {
-        self.ctx.clone().ok_or_else(|| error("no keel run context: scenarios must be run by `keel run`"))
+        self.ctx
+            .clone()
+            .ok_or_else(|| error("no keel run context: scenarios must be run by `keel run`"))
     }
 
     /// A token the scenario holds, or an error naming the missing Given step.
@@ -122,7 +126,11 @@ impl KeelWorld {
     }
 
     /// Introspects `name` and records what was seen in the ledger.
-    pub async fn observe(&mut self, name: TokenName, step: &str) -> Result<(Identity, Option<bool>), Problem> {
+    pub async fn observe(
+        &mut self,
+        name: TokenName,
+        step: &str,
+    ) -> Result<(Identity, Option<bool>), Problem> {
         let ctx = self.ctx()?;
         let held = self.token(name)?;
         let hint = match held.kind {
@@ -142,12 +150,22 @@ impl KeelWorld {
     }
 
     /// Fails unless `name` is active now.
-    pub async fn expect_active(&mut self, name: TokenName, step: &str) -> Result<Identity, Problem> {
+    pub async fn expect_active(
+        &mut self,
+        name: TokenName,
+        step: &str,
+    ) -> Result<Identity, Problem> {
         let (id, active) = self.observe(name, step).await?;
         match active {
             Some(true) => Ok(id),
-            Some(false) => Err(fail(format!("expected the {} to be active ({step}), introspection says active: false", name.words()))),
-            None => Err(fail(format!("expected the {} to be active ({step}), introspection has no boolean \"active\"", name.words()))),
+            Some(false) => Err(fail(format!(
+                "expected the {} to be active ({step}), introspection says active: false",
+                name.words()
+            ))),
+            None => Err(fail(format!(
+                "expected the {} to be active ({step}), introspection has no boolean \"active\"",
+                name.words()
+            ))),
         }
     }
 }

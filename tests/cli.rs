@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn keel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keel")).args(args).output().expect("keel runs")
+    Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .output()
+        .expect("keel runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -50,10 +53,30 @@ const TARGET: &str = "[issuer]\nurl = \"http://127.0.0.1:9\"\n\n[client]\nid = \
 fn target_file_problems_name_the_file_the_line_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("unknown.toml", TARGET.replace("auth_method", "auth_metod"), ":7:", "unknown field `auth_metod`"),
-        ("missing.toml", TARGET.replace("id = \"keel-ci\"\n", ""), "missing.toml", "missing field `id`"),
-        ("syntax.toml", TARGET.replace("[client]", "[client"), ":4:", "unclosed table"),
-        ("secret.toml", TARGET.to_owned(), ":6:", "KEEL_CLI_TEST_SECRET"),
+        (
+            "unknown.toml",
+            TARGET.replace("auth_method", "auth_metod"),
+            ":7:",
+            "unknown field `auth_metod`",
+        ),
+        (
+            "missing.toml",
+            TARGET.replace("id = \"keel-ci\"\n", ""),
+            "missing.toml",
+            "missing field `id`",
+        ),
+        (
+            "syntax.toml",
+            TARGET.replace("[client]", "[client"),
+            ":4:",
+            "unclosed table",
+        ),
+        (
+            "secret.toml",
+            TARGET.to_owned(),
+            ":6:",
+            "KEEL_CLI_TEST_SECRET",
+        ),
     ];
     for (name, text, place, what) in cases {
         let path = write(dir.path(), name, &text);
@@ -64,7 +87,11 @@ fn target_file_problems_name_the_file_the_line_and_the_fix() {
             .unwrap();
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{name}: one line expected: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{name}: one line expected: {err}"
+        );
         assert!(err.contains(place) && err.contains(what), "{name}: {err}");
         assert!(err.contains("fix:"), "{name}: {err}");
     }
@@ -83,23 +110,51 @@ fn an_unreachable_issuer_is_exit_2_within_seconds_naming_the_url() {
         .unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("unreachable") && err.contains("http://127.0.0.1:9/.well-known/oauth-authorization-server"), "{err}");
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(
+        err.contains("unreachable")
+            && err.contains("http://127.0.0.1:9/.well-known/oauth-authorization-server"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
 fn junit_names_cases_with_requirement_ids_and_marks_failures() {
     let dir = tempfile::tempdir().unwrap();
     let ok = dir.path().join("ok.xml");
-    let o = keel(&["run", "--req", "RST-1,IDN-3", "--junit", ok.to_str().unwrap()]);
+    let o = keel(&[
+        "run",
+        "--req",
+        "RST-1,IDN-3",
+        "--junit",
+        ok.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let xml = std::fs::read_to_string(&ok).unwrap();
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
-    assert!(xml.contains("[RST-1]\"") && xml.contains("[IDN-3]\""), "{xml}");
-    assert!(!xml.contains("<failure") && !xml.contains("<error"), "{xml}");
+    assert!(
+        xml.contains("[RST-1]\"") && xml.contains("[IDN-3]\""),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains("<failure") && !xml.contains("<error"),
+        "{xml}"
+    );
 
     let bad = dir.path().join("bad.xml");
-    let o = keel(&["run", "--reference-fault", "memory-revocations", "--req", "RST-4", "--junit", bad.to_str().unwrap()]);
+    let o = keel(&[
+        "run",
+        "--reference-fault",
+        "memory-revocations",
+        "--req",
+        "RST-4",
+        "--junit",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let xml = std::fs::read_to_string(&bad).unwrap();
     assert_eq!(xml.matches("<failure").count(), 2, "{xml}");
@@ -107,13 +162,37 @@ fn junit_names_cases_with_requirement_ids_and_marks_failures() {
     // A SHOULD broken is a warning: a passing case with the warning in system-out, exit 0;
     // under --strict a failure and exit 1.
     let warn = dir.path().join("warn.xml");
-    let o = keel(&["run", "--reference-fault", "random-kid", "--req", "IDN-3", "--junit", warn.to_str().unwrap()]);
+    let o = keel(&[
+        "run",
+        "--reference-fault",
+        "random-kid",
+        "--req",
+        "IDN-3",
+        "--junit",
+        warn.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let xml = std::fs::read_to_string(&warn).unwrap();
-    assert!(xml.contains("<system-out>warning:") && !xml.contains("<failure"), "{xml}");
-    let o = keel(&["run", "--strict", "--reference-fault", "random-kid", "--req", "IDN-3", "--junit", warn.to_str().unwrap()]);
+    assert!(
+        xml.contains("<system-out>warning:") && !xml.contains("<failure"),
+        "{xml}"
+    );
+    let o = keel(&[
+        "run",
+        "--strict",
+        "--reference-fault",
+        "random-kid",
+        "--req",
+        "IDN-3",
+        "--junit",
+        warn.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(std::fs::read_to_string(&warn).unwrap().contains("<failure message=\"warning (strict)"));
+    assert!(
+        std::fs::read_to_string(&warn)
+            .unwrap()
+            .contains("<failure message=\"warning (strict)")
+    );
 }
 
 #[test]
@@ -127,17 +206,37 @@ fn user_features_run_with_keels_steps_and_unknown_steps_are_errors() {
         "@req:MINE-1\nFeature: Mine\n\n  @serial\n  Scenario: My token survives two restarts\n    Given an access token from the client credentials grant\n    When the issuer restarts\n    And the issuer restarts\n    Then the access token is active\n\n  @req:MINE-2\n  Scenario: A misspelt step\n    Given an acess token from the client credentials grant\n",
     );
     let report = dir.path().join("r.json");
-    let o = keel(&["run", "--features", feats.to_str().unwrap(), "--tags", "@req:MINE-1", "--report-json", report.to_str().unwrap()]);
+    let o = keel(&[
+        "run",
+        "--features",
+        feats.to_str().unwrap(),
+        "--tags",
+        "@req:MINE-1",
+        "--report-json",
+        report.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let sc = v["scenarios"].as_array().unwrap();
     assert_eq!(sc.len(), 2);
     assert_eq!(sc[0]["verdict"], "pass", "{:#}", sc[0]);
     assert_eq!(sc[0]["proofs"].as_array().unwrap().len(), 2);
     assert_eq!(sc[1]["verdict"], "error", "{:#}", sc[1]);
-    assert!(sc[1]["message"].as_str().unwrap().contains("matches no step"), "{:#}", sc[1]);
+    assert!(
+        sc[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("matches no step"),
+        "{:#}",
+        sc[1]
+    );
 
-    write(&feats, "broken.feature", "Feature: Broken\n  Scenario without colon\n    Given x\n");
+    write(
+        &feats,
+        "broken.feature",
+        "Feature: Broken\n  Scenario without colon\n    Given x\n",
+    );
     let o = keel(&["run", "--features", feats.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("broken.feature"), "{}", stderr(&o));
@@ -148,7 +247,14 @@ fn nothing_keel_writes_carries_a_secret_or_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("j.xml");
     let json = dir.path().join("r.json");
-    let o = keel(&["run", "--keep-data", "--junit", junit.to_str().unwrap(), "--report-json", json.to_str().unwrap()]);
+    let o = keel(&[
+        "run",
+        "--keep-data",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let err = stderr(&o);
     let kept = err
@@ -164,7 +270,12 @@ fn nothing_keel_writes_carries_a_secret_or_a_token() {
         .map(|s| s.trim_end_matches('"').to_owned())
         .collect();
     assert_eq!(secrets.len(), 2);
-    let mut outputs = vec![stdout(&o), err, std::fs::read_to_string(&junit).unwrap(), std::fs::read_to_string(&json).unwrap()];
+    let mut outputs = vec![
+        stdout(&o),
+        err,
+        std::fs::read_to_string(&junit).unwrap(),
+        std::fs::read_to_string(&json).unwrap(),
+    ];
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots")).unwrap() {
         outputs.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
     }
@@ -173,7 +284,13 @@ fn nothing_keel_writes_carries_a_secret_or_a_token() {
         for s in &secrets {
             assert!(!out.contains(s.as_str()), "a client secret was written");
         }
-        assert!(!token.is_match(out), "a token was written: {:?}", token.find(out).map(|m| m.as_str().chars().take(12).collect::<String>()));
+        assert!(
+            !token.is_match(out),
+            "a token was written: {:?}",
+            token
+                .find(out)
+                .map(|m| m.as_str().chars().take(12).collect::<String>())
+        );
     }
     std::fs::remove_dir_all(&kept).unwrap();
 }

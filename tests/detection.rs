@@ -66,7 +66,11 @@ async fn issuer(flag: PathBuf, sub_changes: bool) -> MockServer {
     Mock::given(method("POST"))
         .and(path("/introspect"))
         .respond_with(move |_: &Request| {
-            let sub = if sub_changes && flag.exists() { "user-2" } else { "user-1" };
+            let sub = if sub_changes && flag.exists() {
+                "user-2"
+            } else {
+                "user-1"
+            };
             ResponseTemplate::new(200).set_body_json(json!({
                 "active": true, "iss": iss2, "sub": sub, "client_id": "keel-ci", "jti": "jti-1",
                 "aud": "api", "exp": 4_000_000_000u64, "iat": 1, "token_type": "Bearer"
@@ -107,7 +111,10 @@ async fn keel(target: PathBuf, dir: &Path) -> (i32, Value) {
     .unwrap();
     let text = std::fs::read_to_string(&report)
         .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), serde_json::from_str(&text).unwrap())
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_str(&text).unwrap(),
+    )
 }
 
 fn scenario<'a>(report: &'a Value, needle: &str) -> &'a Value {
@@ -124,13 +131,23 @@ async fn a_sub_that_changes_after_a_restart_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("restarted");
     let server = issuer(flag.clone(), true).await;
-    let t = target(dir.path(), &server.uri(), &format!("touch {}", flag.display()));
+    let t = target(
+        dir.path(),
+        &server.uri(),
+        &format!("touch {}", flag.display()),
+    );
     let (code, report) = keel(t, dir.path()).await;
     let cc = scenario(&report, "client-credentials access token is byte-identical");
     assert_eq!(cc["verdict"], "fail", "{cc:#}");
     let msg = cc["message"].as_str().unwrap();
-    assert!(msg.contains("introspection.sub: \"user-1\" -> \"user-2\""), "{msg}");
-    assert!(cc["proofs"][0].as_str().unwrap().contains("boot id"), "{cc:#}");
+    assert!(
+        msg.contains("introspection.sub: \"user-1\" -> \"user-2\""),
+        "{msg}"
+    );
+    assert!(
+        cc["proofs"][0].as_str().unwrap().contains("boot id"),
+        "{cc:#}"
+    );
     // The target declares no user tokens, so that scenario does not apply, and says why.
     let user = scenario(&report, "identities of user tokens");
     assert_eq!(user["verdict"], "not-applicable", "{user:#}");
@@ -143,7 +160,11 @@ async fn the_same_issuer_without_the_change_passes() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("restarted");
     let server = issuer(flag.clone(), false).await;
-    let t = target(dir.path(), &server.uri(), &format!("touch {}", flag.display()));
+    let t = target(
+        dir.path(),
+        &server.uri(),
+        &format!("touch {}", flag.display()),
+    );
     let (code, report) = keel(t, dir.path()).await;
     let cc = scenario(&report, "client-credentials access token is byte-identical");
     assert_eq!(cc["verdict"], "pass", "{cc:#}");
@@ -159,6 +180,12 @@ async fn a_restart_hook_that_does_nothing_is_an_error_not_a_pass() {
     let (code, report) = keel(t, dir.path()).await;
     let cc = scenario(&report, "client-credentials access token is byte-identical");
     assert_eq!(cc["verdict"], "error", "{cc:#}");
-    assert!(cc["message"].as_str().unwrap().contains("restart not applied"), "{cc:#}");
+    assert!(
+        cc["message"]
+            .as_str()
+            .unwrap()
+            .contains("restart not applied"),
+        "{cc:#}"
+    );
     assert_eq!(code, 1);
 }

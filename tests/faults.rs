@@ -21,14 +21,22 @@ fn run_fault(name: &str) -> (i32, BTreeMap<String, String>) {
         .expect("keel runs");
     let code = out.status.code().unwrap_or(-1);
     let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
-        panic!("{name}: no report ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "{name}: no report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     let v: Value = serde_json::from_str(&text).unwrap();
     let verdicts = v["requirements"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["id"].as_str().unwrap().to_owned(), r["verdict"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     (code, verdicts)
 }
@@ -63,7 +71,10 @@ fn every_fault_fails_exactly_the_requirements_it_claims() {
                 broken_somewhere.insert(*id);
             }
             if got != expected {
-                problems.push(format!("{}: {id} expected {expected}, got {got}", fault.name()));
+                problems.push(format!(
+                    "{}: {id} expected {expected}, got {got}",
+                    fault.name()
+                ));
             }
             let cell = match got {
                 "pass" => ".",
@@ -79,18 +90,31 @@ fn every_fault_fails_exactly_the_requirements_it_claims() {
         }
     }
     eprintln!("{matrix}");
-    let _ = std::fs::write(concat!(env!("CARGO_TARGET_TMPDIR"), "/fault-matrix.txt"), &matrix);
+    let _ = std::fs::write(
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/fault-matrix.txt"),
+        &matrix,
+    );
     for r in keel::spec::REQUIREMENTS {
         if r.strength == keel::spec::Strength::Must && !broken_somewhere.contains(r.id) {
-            problems.push(format!("MUST requirement {} is broken by no fault mode", r.id));
+            problems.push(format!(
+                "MUST requirement {} is broken by no fault mode",
+                r.id
+            ));
         }
     }
-    assert!(problems.is_empty(), "fault matrix mismatches:\n{}\n{matrix}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "fault matrix mismatches:\n{}\n{matrix}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn keel_faults_lists_every_fault_as_name_tab_ids() {
-    let out = Command::new(env!("CARGO_BIN_EXE_keel")).arg("faults").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("faults")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.ends_with('\n'));
@@ -104,7 +128,11 @@ fn keel_faults_lists_every_fault_as_name_tab_ids() {
         for i in ids.split(',') {
             assert!(id.is_match(i), "{line}");
             let req = keel::spec::find(i).unwrap_or_else(|| panic!("{i} is not in the catalogue"));
-            assert_eq!(req.strength, keel::spec::Strength::Must, "{line}: {i} is not a MUST");
+            assert_eq!(
+                req.strength,
+                keel::spec::Strength::Must,
+                "{line}: {i} is not a MUST"
+            );
         }
     }
 }

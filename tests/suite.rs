@@ -30,23 +30,51 @@ async fn the_suite_passes_against_the_reference_issuer_and_matches_its_snapshots
         .scenarios
         .iter()
         .filter(|s| s.verdict != Verdict::Pass)
-        .map(|s| format!("{} {}: {} {}", s.req_label(), s.name, s.verdict, s.message.clone().unwrap_or_default()))
+        .map(|s| {
+            format!(
+                "{} {}: {} {}",
+                s.req_label(),
+                s.name,
+                s.verdict,
+                s.message.clone().unwrap_or_default()
+            )
+        })
         .collect();
-    assert!(not_passed.is_empty(), "scenarios that did not pass:\n{}", not_passed.join("\n"));
-    assert!(report.scenarios.len() >= 25, "only {} scenarios", report.scenarios.len());
+    assert!(
+        not_passed.is_empty(),
+        "scenarios that did not pass:\n{}",
+        not_passed.join("\n")
+    );
+    assert!(
+        report.scenarios.len() >= 25,
+        "only {} scenarios",
+        report.scenarios.len()
+    );
     assert_eq!(report.exit_code(), 0);
 
     // Every requirement of the catalogue was checked and passed.
     for r in keel::spec::REQUIREMENTS {
-        let summary = report.requirements.iter().find(|s| s.id == r.id).unwrap_or_else(|| panic!("{} not checked", r.id));
+        let summary = report
+            .requirements
+            .iter()
+            .find(|s| s.id == r.id)
+            .unwrap_or_else(|| panic!("{} not checked", r.id));
         assert_eq!(summary.verdict, Verdict::Pass, "{}", r.id);
     }
 
     // Restarts were real: each one proven by a changed boot id, at least one of them a SIGKILL.
     let proofs: Vec<&String> = report.scenarios.iter().flat_map(|s| &s.proofs).collect();
-    let restarts = proofs.iter().filter(|p| p.contains("boot id") && p.contains("changed")).count();
+    let restarts = proofs
+        .iter()
+        .filter(|p| p.contains("boot id") && p.contains("changed"))
+        .count();
     assert!(restarts >= 3, "only {restarts} proven restarts: {proofs:?}");
-    assert!(proofs.iter().any(|p| p.starts_with("kill:") && p.contains("SIGKILL")), "no SIGKILL restart: {proofs:?}");
+    assert!(
+        proofs
+            .iter()
+            .any(|p| p.starts_with("kill:") && p.contains("SIGKILL")),
+        "no SIGKILL restart: {proofs:?}"
+    );
 
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("../snapshots");
@@ -54,7 +82,12 @@ async fn the_suite_passes_against_the_reference_issuer_and_matches_its_snapshots
     settings.set_omit_expression(true);
     settings.bind(|| {
         for s in &report.scenarios {
-            let file = s.file.rsplit('/').next().unwrap_or("").trim_end_matches(".feature");
+            let file = s
+                .file
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .trim_end_matches(".feature");
             let name = format!("{file}__{}", slug(&s.name));
             let ledger = keel::normalize::normalize(&s.ledger);
             settings_description(&s.name, || insta::assert_json_snapshot!(name, ledger));

@@ -22,7 +22,12 @@ pub fn render(report: &RunReport) -> String {
     }
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let total = report.scenarios.len();
-    let failures = report.count(Verdict::Fail) + if report.strict { report.count(Verdict::Warn) } else { 0 };
+    let failures = report.count(Verdict::Fail)
+        + if report.strict {
+            report.count(Verdict::Warn)
+        } else {
+            0
+        };
     out.push_str(&format!(
         "<testsuites name=\"keel\" tests=\"{total}\" failures=\"{failures}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
         report.count(Verdict::Error),
@@ -30,9 +35,15 @@ pub fn render(report: &RunReport) -> String {
         report.duration_ms as f64 / 1000.0
     ));
     for f in features {
-        let cases: Vec<&ScenarioRecord> = report.scenarios.iter().filter(|s| s.feature == f).collect();
+        let cases: Vec<&ScenarioRecord> =
+            report.scenarios.iter().filter(|s| s.feature == f).collect();
         let count = |v: Verdict| cases.iter().filter(|s| s.verdict == v).count();
-        let fails = count(Verdict::Fail) + if report.strict { count(Verdict::Warn) } else { 0 };
+        let fails = count(Verdict::Fail)
+            + if report.strict {
+                count(Verdict::Warn)
+            } else {
+                0
+            };
         out.push_str(&format!(
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{fails}\" errors=\"{}\" skipped=\"{}\">\n",
             escape(f),
@@ -62,16 +73,37 @@ fn case(s: &ScenarioRecord, strict: bool) -> String {
     let msg = s.message.clone().unwrap_or_default();
     let body = match s.verdict {
         Verdict::Pass => String::new(),
-        Verdict::Fail => format!("      <failure message=\"{}\">{}</failure>\n", escape(msg.as_str()), escape(msg.as_str())),
-        Verdict::Error => format!("      <error message=\"{}\">{}</error>\n", escape(msg.as_str()), escape(msg.as_str())),
-        Verdict::NotApplicable => format!("      <skipped message=\"{}\"/>\n", escape(format!("not applicable: {msg}").as_str())),
-        Verdict::Warn if strict => format!("      <failure message=\"{}\">{}</failure>\n", escape(format!("warning (strict): {msg}").as_str()), escape(msg.as_str())),
-        Verdict::Warn => format!("      <system-out>{}</system-out>\n", escape(format!("warning: {msg}").as_str())),
+        Verdict::Fail => format!(
+            "      <failure message=\"{}\">{}</failure>\n",
+            escape(msg.as_str()),
+            escape(msg.as_str())
+        ),
+        Verdict::Error => format!(
+            "      <error message=\"{}\">{}</error>\n",
+            escape(msg.as_str()),
+            escape(msg.as_str())
+        ),
+        Verdict::NotApplicable => format!(
+            "      <skipped message=\"{}\"/>\n",
+            escape(format!("not applicable: {msg}").as_str())
+        ),
+        Verdict::Warn if strict => format!(
+            "      <failure message=\"{}\">{}</failure>\n",
+            escape(format!("warning (strict): {msg}").as_str()),
+            escape(msg.as_str())
+        ),
+        Verdict::Warn => format!(
+            "      <system-out>{}</system-out>\n",
+            escape(format!("warning: {msg}").as_str())
+        ),
     };
     let proofs = if s.proofs.is_empty() || s.verdict == Verdict::Warn && !strict {
         String::new()
     } else {
-        format!("      <system-out>{}</system-out>\n", escape(s.proofs.join("\n").as_str()))
+        format!(
+            "      <system-out>{}</system-out>\n",
+            escape(s.proofs.join("\n").as_str())
+        )
     };
     if body.is_empty() && proofs.is_empty() {
         x.push_str("/>\n");

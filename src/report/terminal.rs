@@ -29,7 +29,13 @@ pub fn summary(report: &RunReport) {
     println!();
     println!("Requirements ({}):", report.target);
     for r in &report.requirements {
-        println!("  {:<5} {:<6} {:<6} {}", r.verdict.label(), r.id, r.strength, r.title);
+        println!(
+            "  {:<5} {:<6} {:<6} {}",
+            r.verdict.label(),
+            r.id,
+            r.strength,
+            r.title
+        );
         if let Some(m) = &r.message
             && r.verdict != Verdict::Pass
         {

@@ -11,13 +11,20 @@ use crate::world::{KeelWorld, TokenName};
 fn declared_prefixed(w: &KeelWorld) -> Result<crate::target::PrefixedFormat, Problem> {
     match &w.ctx()?.refresh_format {
         Some(TokenFormat::Prefixed(f)) => Ok(f.clone()),
-        Some(TokenFormat::Opaque) => Err(not_applicable("the target declares its refresh tokens opaque, without a prefix or checksum")),
-        None => Err(not_applicable("the target declares no refresh-token format ([capabilities.refresh_token])")),
+        Some(TokenFormat::Opaque) => Err(not_applicable(
+            "the target declares its refresh tokens opaque, without a prefix or checksum",
+        )),
+        None => Err(not_applicable(
+            "the target declares no refresh-token format ([capabilities.refresh_token])",
+        )),
     }
 }
 
 #[then(expr = "the {token} has the declared prefix and shape")]
-async fn has_the_declared_prefix_and_shape(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
+async fn has_the_declared_prefix_and_shape(
+    w: &mut KeelWorld,
+    name: TokenName,
+) -> Result<(), Problem> {
     let format = declared_prefixed(w)?;
     let held = w.token(name)?;
     let Some(a) = Anatomy::split(&held.value, format.public_id_length) else {
@@ -33,7 +40,11 @@ async fn has_the_declared_prefix_and_shape(w: &mut KeelWorld, name: TokenName) -
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(fail(format!("expected the {} to match the declared format: {}", name.words(), problems.join("; "))))
+        Err(fail(format!(
+            "expected the {} to match the declared format: {}",
+            name.words(),
+            problems.join("; ")
+        )))
     }
 }
 
@@ -57,12 +68,17 @@ async fn the_checksum_is_valid(w: &mut KeelWorld, name: TokenName) -> Result<(),
     }
 }
 
-#[then(expr = "keel's offline validator rejects every single-character substitution of the {token}")]
+#[then(
+    expr = "keel's offline validator rejects every single-character substitution of the {token}"
+)]
 async fn rejects_every_substitution(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
     let _format = declared_prefixed(w)?;
     let held = w.token(name)?;
     if !checksum::verify(&held.value) {
-        return Err(fail(format!("the {} does not carry a valid checksum to begin with", name.words())));
+        return Err(fail(format!(
+            "the {} does not carry a valid checksum to begin with",
+            name.words()
+        )));
     }
     let (tried, missed) = checksum::single_substitutions(&held.value);
     w.note(json!({"step": "substitutions", "token": held.fingerprint, "tried": tried, "undetected": missed.len()}));

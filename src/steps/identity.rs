@@ -15,27 +15,45 @@ fn access_jwt(w: &KeelWorld, name: TokenName) -> Result<jwt::Decoded, Problem> {
     let ctx = w.ctx()?;
     let held = w.token(name)?;
     match (ctx.access_format, jwt::decode(&held.value)) {
-        (Some(AccessTokenFormat::Opaque), _) => Err(not_applicable("the target declares opaque access tokens")),
+        (Some(AccessTokenFormat::Opaque), _) => {
+            Err(not_applicable("the target declares opaque access tokens"))
+        }
         (_, Ok(d)) => Ok(d),
         (Some(AccessTokenFormat::Jwt), Err(e)) => Err(fail(format!(
             "the target declares JWT access tokens, but the {} is not one: {e}",
             name.words()
         ))),
-        (None, Err(_)) => Err(not_applicable(format!("the {} is not a JWT (opaque access tokens)", name.words()))),
+        (None, Err(_)) => Err(not_applicable(format!(
+            "the {} is not a JWT (opaque access tokens)",
+            name.words()
+        ))),
     }
 }
 
-#[then(regex = r"^the (access token|user access token|refreshed access token) carries the identity references (.+)$")]
-async fn carries_the_identity_references(w: &mut KeelWorld, name: TokenName, list: String) -> Result<(), Problem> {
+#[then(
+    regex = r"^the (access token|user access token|refreshed access token) carries the identity references (.+)$"
+)]
+async fn carries_the_identity_references(
+    w: &mut KeelWorld,
+    name: TokenName,
+    list: String,
+) -> Result<(), Problem> {
     let ctx = w.ctx()?;
     let held = w.token(name)?;
-    let members: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let members: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     let (source, claims) = match jwt::decode(&held.value) {
         Ok(d) => ("JWT claims", d.claims),
         Err(_) => {
             let intro = issuer::introspect(&ctx, &held.value, Some("access_token")).await?;
             if intro.active != Some(true) {
-                return Err(error(format!("the {} is opaque and not active in introspection, so its identity cannot be read", name.words())));
+                return Err(error(format!(
+                    "the {} is opaque and not active in introspection, so its identity cannot be read",
+                    name.words()
+                )));
             }
             ("introspection", intro.body)
         }
@@ -46,7 +64,9 @@ async fn carries_the_identity_references(w: &mut KeelWorld, name: TokenName, lis
         match (claims.get(*m), *m) {
             (None, _) => missing.push(*m),
             (Some(Value::Number(n)), "iat" | "exp" | "nbf") if n.is_i64() || n.is_u64() => {}
-            (Some(v), "iat" | "exp" | "nbf") => wrong.push(format!("{m} is {v}, expected an integer NumericDate")),
+            (Some(v), "iat" | "exp" | "nbf") => {
+                wrong.push(format!("{m} is {v}, expected an integer NumericDate"))
+            }
             (Some(Value::String(s)), _) if !s.is_empty() => {}
             (Some(Value::Array(a)), "aud") if !a.is_empty() && a.iter().all(Value::is_string) => {}
             (Some(v), _) => wrong.push(format!("{m} is {}, expected a non-empty string", kind(v))),
@@ -61,7 +81,12 @@ async fn carries_the_identity_references(w: &mut KeelWorld, name: TokenName, lis
         parts.push(format!("missing {}", missing.join(", ")));
     }
     parts.extend(wrong);
-    Err(fail(format!("expected the {} to carry {} in its {source}: {}", name.words(), members.join(", "), parts.join("; "))))
+    Err(fail(format!(
+        "expected the {} to carry {} in its {source}: {}",
+        name.words(),
+        members.join(", "),
+        parts.join("; ")
+    )))
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -81,12 +106,21 @@ async fn kid_names_a_verifying_jwks_key(w: &mut KeelWorld, name: TokenName) -> R
     let d = access_jwt(w, name)?;
     let jwks = issuer::jwks(&ctx).await?;
     let held = w.token(name)?;
-    let kids: Vec<Value> = jwt::jwks_keys(&jwks).iter().filter_map(|k| k.get("kid").cloned()).collect();
+    let kids: Vec<Value> = jwt::jwks_keys(&jwks)
+        .iter()
+        .filter_map(|k| k.get("kid").cloned())
+        .collect();
     w.note(json!({"step": "jwks", "jwt.kid": d.kid(), "kids": kids}));
     match jwt::verify(&held.value, &jwks) {
         Ok(_) => Ok(()),
-        Err(e @ jwt::JwtError::UnusableKey { .. }) => Err(error(format!("keel cannot verify the {}: {e}", name.words()))),
-        Err(e) => Err(fail(format!("expected the {} to verify against the JWKS: {e}", name.words()))),
+        Err(e @ jwt::JwtError::UnusableKey { .. }) => Err(error(format!(
+            "keel cannot verify the {}: {e}",
+            name.words()
+        ))),
+        Err(e) => Err(fail(format!(
+            "expected the {} to verify against the JWKS: {e}",
+            name.words()
+        ))),
     }
 }
 
@@ -112,33 +146,55 @@ async fn every_jwks_kid_is_its_thumbprint(w: &mut KeelWorld) -> Result<(), Probl
     if bad.is_empty() {
         Ok(())
     } else {
-        Err(fail(format!("expected each kid to be the key's RFC 7638 thumbprint: {}", bad.join("; "))))
+        Err(fail(format!(
+            "expected each kid to be the key's RFC 7638 thumbprint: {}",
+            bad.join("; ")
+        )))
     }
 }
 
 #[then(expr = "the identity in the {token} agrees with its introspection")]
-async fn identity_agrees_with_introspection(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
+async fn identity_agrees_with_introspection(
+    w: &mut KeelWorld,
+    name: TokenName,
+) -> Result<(), Problem> {
     let ctx = w.ctx()?;
     let held = w.token(name)?;
     let (id, active) = w.observe(name, "introspected").await?;
     if active != Some(true) {
-        return Err(error(format!("the {} is not active in introspection, so there is nothing to compare", name.words())));
+        return Err(error(format!(
+            "the {} is not active in introspection, so there is nothing to compare",
+            name.words()
+        )));
     }
     let mut compared = 0;
     let mut mismatches = Vec::new();
     let pairs: Vec<(String, String)> = match held.kind {
         issuer::TokenKind::Access => {
             if jwt::decode(&held.value).is_err() {
-                return Err(not_applicable(format!("the {} is opaque: it carries no identity of its own to compare", name.words())));
+                return Err(not_applicable(format!(
+                    "the {} is opaque: it carries no identity of its own to compare",
+                    name.words()
+                )));
             }
-            ["iss", "sub", "aud", "client_id", "jti", "scope", "family_id"]
-                .iter()
-                .map(|m| (format!("jwt.{m}"), format!("introspection.{m}")))
-                .collect()
+            [
+                "iss",
+                "sub",
+                "aud",
+                "client_id",
+                "jti",
+                "scope",
+                "family_id",
+            ]
+            .iter()
+            .map(|m| (format!("jwt.{m}"), format!("introspection.{m}")))
+            .collect()
         }
         issuer::TokenKind::Refresh => {
             if !matches!(ctx.refresh_format, Some(TokenFormat::Prefixed(_))) {
-                return Err(not_applicable("the refresh-token format declares no public id"));
+                return Err(not_applicable(
+                    "the refresh-token format declares no public id",
+                ));
             }
             vec![("token.public_id".to_owned(), "introspection.jti".to_owned())]
         }
@@ -152,17 +208,27 @@ async fn identity_agrees_with_introspection(w: &mut KeelWorld, name: TokenName) 
                 }
             }
             (Some(_), None) if held.kind == issuer::TokenKind::Refresh => {
-                mismatches.push(format!("introspection reports no jti for the token whose public id is {}", id.get(own).map(Value::to_string).unwrap_or_default()));
+                mismatches.push(format!(
+                    "introspection reports no jti for the token whose public id is {}",
+                    id.get(own).map(Value::to_string).unwrap_or_default()
+                ));
             }
             _ => {}
         }
     }
     if compared == 0 && mismatches.is_empty() {
-        return Err(error(format!("the {} and its introspection share no identity member to compare", name.words())));
+        return Err(error(format!(
+            "the {} and its introspection share no identity member to compare",
+            name.words()
+        )));
     }
     if mismatches.is_empty() {
         Ok(())
     } else {
-        Err(fail(format!("expected the {} and its introspection to agree: {}", name.words(), mismatches.join("; "))))
+        Err(fail(format!(
+            "expected the {} and its introspection to agree: {}",
+            name.words(),
+            mismatches.join("; ")
+        )))
     }
 }

@@ -24,8 +24,14 @@ async fn the_token_is_inactive(w: &mut KeelWorld, name: TokenName) -> Result<(),
     let (_, active) = w.observe(name, "checked inactive").await?;
     match active {
         Some(false) => Ok(()),
-        Some(true) => Err(fail(format!("expected the {} to be inactive, introspection says active: true", name.words()))),
-        None => Err(fail(format!("expected the {} to be inactive, introspection has no boolean \"active\"", name.words()))),
+        Some(true) => Err(fail(format!(
+            "expected the {} to be inactive, introspection says active: true",
+            name.words()
+        ))),
+        None => Err(fail(format!(
+            "expected the {} to be inactive, introspection has no boolean \"active\"",
+            name.words()
+        ))),
     }
 }
 
@@ -83,15 +89,22 @@ async fn revoking_an_unknown_token_answers_200(w: &mut KeelWorld) -> Result<(), 
     }
 }
 
-#[then(regex = r#"^introspecting (an unknown token|a malformed token|a revoked access token) answers exactly \{"active":false\}$"#)]
-async fn introspecting_answers_exactly_inactive(w: &mut KeelWorld, what: String) -> Result<(), Problem> {
+#[then(
+    regex = r#"^introspecting (an unknown token|a malformed token|a revoked access token) answers exactly \{"active":false\}$"#
+)]
+async fn introspecting_answers_exactly_inactive(
+    w: &mut KeelWorld,
+    what: String,
+) -> Result<(), Problem> {
     let ctx = w.ctx()?;
     let token = match what.as_str() {
         "an unknown token" => {
             // Shaped like the genuine token (same length and alphabet) but never issued.
             let genuine = w.token(TokenName::Access)?;
             let len = genuine.value.len().clamp(16, 4096);
-            (0..len).map(|_| char::from(crate::token::checksum::BASE62[rand::random_range(0..62)])).collect()
+            (0..len)
+                .map(|_| char::from(crate::token::checksum::BASE62[rand::random_range(0..62)]))
+                .collect()
         }
         "a malformed token" => "%%not a token\u{7f}..\u{1}".to_owned(),
         _ => {
@@ -101,27 +114,43 @@ async fn introspecting_answers_exactly_inactive(w: &mut KeelWorld, what: String)
     };
     let intro = issuer::introspect(&ctx, &token, None).await?;
     let members: Vec<&String> = intro.body.keys().collect();
-    w.note(json!({"step": format!("introspected {what}"), "members": members, "active": intro.active}));
-    let expected: serde_json::Map<String, Value> = [("active".to_owned(), Value::Bool(false))].into_iter().collect();
+    w.note(
+        json!({"step": format!("introspected {what}"), "members": members, "active": intro.active}),
+    );
+    let expected: serde_json::Map<String, Value> = [("active".to_owned(), Value::Bool(false))]
+        .into_iter()
+        .collect();
     if intro.body == expected {
         Ok(())
     } else {
         Err(fail(format!(
             "expected exactly {{\"active\":false}} for {what} (RFC 7662 §2.2: no other member for an inactive token), got members {}",
-            members.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+            members
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }
 
 #[then(expr = "the introspection of the {token} has the RFC 7662 shape")]
-async fn introspection_has_the_rfc7662_shape(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
+async fn introspection_has_the_rfc7662_shape(
+    w: &mut KeelWorld,
+    name: TokenName,
+) -> Result<(), Problem> {
     let ctx = w.ctx()?;
     let held = w.token(name)?;
     let intro = issuer::introspect(&ctx, &held.value, Some(hint(held.kind))).await?;
     let mut bad = Vec::new();
     match intro.body.get("active") {
         Some(Value::Bool(true)) => {}
-        Some(Value::Bool(false)) => return Err(error(format!("the {} is not active, so the shape of an active response cannot be checked", name.words()))),
+        Some(Value::Bool(false)) => {
+            return Err(error(format!(
+                "the {} is not active, so the shape of an active response cannot be checked",
+                name.words()
+            )));
+        }
         Some(v) => bad.push(format!("active is {v}, expected the boolean true")),
         None => bad.push("no \"active\" member".to_owned()),
     }
@@ -129,12 +158,17 @@ async fn introspection_has_the_rfc7662_shape(w: &mut KeelWorld, name: TokenName)
         let ok = match m.as_str() {
             "active" => true,
             "exp" | "iat" | "nbf" => v.as_i64().is_some() || v.as_u64().is_some(),
-            "scope" | "client_id" | "username" | "token_type" | "sub" | "iss" | "jti" => v.is_string(),
+            "scope" | "client_id" | "username" | "token_type" | "sub" | "iss" | "jti" => {
+                v.is_string()
+            }
             "aud" => v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
             _ => true,
         };
         if !ok {
-            bad.push(format!("{m} is {}, which RFC 7662 §2.2 does not allow", type_name(v)));
+            bad.push(format!(
+                "{m} is {}, which RFC 7662 §2.2 does not allow",
+                type_name(v)
+            ));
         }
     }
     let members: Vec<&String> = intro.body.keys().collect();
@@ -142,7 +176,11 @@ async fn introspection_has_the_rfc7662_shape(w: &mut KeelWorld, name: TokenName)
     if bad.is_empty() {
         Ok(())
     } else {
-        Err(fail(format!("expected an RFC 7662 response for the {}: {}", name.words(), bad.join("; "))))
+        Err(fail(format!(
+            "expected an RFC 7662 response for the {}: {}",
+            name.words(),
+            bad.join("; ")
+        )))
     }
 }
 

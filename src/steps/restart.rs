@@ -14,7 +14,10 @@ use crate::world::{KeelWorld, TokenName};
 async fn the_identity_has_been_recorded(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
     let (id, active) = w.observe(name, "recorded").await?;
     if active != Some(true) {
-        return Err(error(format!("the {} is not active before the event, so its identity cannot be recorded", name.words())));
+        return Err(error(format!(
+            "the {} is not active before the event, so its identity cannot be recorded",
+            name.words()
+        )));
     }
     w.recorded.insert(name, id);
     Ok(())
@@ -22,20 +25,27 @@ async fn the_identity_has_been_recorded(w: &mut KeelWorld, name: TokenName) -> R
 
 #[then(expr = "the identity of the {token} is unchanged")]
 async fn the_identity_is_unchanged(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
-    let before = w
-        .recorded
-        .get(&name)
-        .cloned()
-        .ok_or_else(|| error(format!("no identity of the {} was recorded before the event", name.words())))?;
+    let before = w.recorded.get(&name).cloned().ok_or_else(|| {
+        error(format!(
+            "no identity of the {} was recorded before the event",
+            name.words()
+        ))
+    })?;
     let (after, active) = w.observe(name, "after the event").await?;
     let changes = identity::diff(&before, &after);
     if changes.is_empty() {
         return Ok(());
     }
     let lead = if active == Some(true) {
-        format!("expected the identity of the {} to be byte-identical", name.words())
+        format!(
+            "expected the identity of the {} to be byte-identical",
+            name.words()
+        )
     } else {
-        format!("expected the identity of the {} to be unchanged, but it is no longer active, so introspection reports none", name.words())
+        format!(
+            "expected the identity of the {} to be unchanged, but it is no longer active, so introspection reports none",
+            name.words()
+        )
     };
     Err(fail(format!("{lead}: {}", changes.join("; "))))
 }
@@ -44,7 +54,10 @@ async fn the_identity_is_unchanged(w: &mut KeelWorld, name: TokenName) -> Result
 async fn the_jwks_has_been_recorded(w: &mut KeelWorld) -> Result<(), Problem> {
     let ctx = w.ctx()?;
     let jwks = issuer::jwks(&ctx).await?;
-    let kids: Vec<Value> = jwt::jwks_keys(&jwks).iter().filter_map(|k| k.get("kid").cloned()).collect();
+    let kids: Vec<Value> = jwt::jwks_keys(&jwks)
+        .iter()
+        .filter_map(|k| k.get("kid").cloned())
+        .collect();
     w.note(json!({"step": "JWKS recorded", "kids": kids}));
     w.jwks_before = Some(jwks);
     Ok(())
@@ -53,9 +66,15 @@ async fn the_jwks_has_been_recorded(w: &mut KeelWorld) -> Result<(), Problem> {
 #[then("the JWKS is unchanged")]
 async fn the_jwks_is_unchanged(w: &mut KeelWorld) -> Result<(), Problem> {
     let ctx = w.ctx()?;
-    let before = w.jwks_before.clone().ok_or_else(|| error("no JWKS was recorded before the event"))?;
+    let before = w
+        .jwks_before
+        .clone()
+        .ok_or_else(|| error("no JWKS was recorded before the event"))?;
     let after = issuer::jwks(&ctx).await?;
-    let kids: Vec<Value> = jwt::jwks_keys(&after).iter().filter_map(|k| k.get("kid").cloned()).collect();
+    let kids: Vec<Value> = jwt::jwks_keys(&after)
+        .iter()
+        .filter_map(|k| k.get("kid").cloned())
+        .collect();
     w.note(json!({"step": "JWKS after the event", "kids": kids}));
     let describe = |v: &Value| -> Vec<String> {
         let mut keys: Vec<String> = jwt::jwks_keys(v).iter().map(|k| k.to_string()).collect();
@@ -67,7 +86,10 @@ async fn the_jwks_is_unchanged(w: &mut KeelWorld) -> Result<(), Problem> {
         return Ok(());
     }
     let kid_of = |s: &String| -> String {
-        serde_json::from_str::<Value>(s).ok().and_then(|v| v.get("kid").cloned()).map_or("(no kid)".into(), |k| k.to_string())
+        serde_json::from_str::<Value>(s)
+            .ok()
+            .and_then(|v| v.get("kid").cloned())
+            .map_or("(no kid)".into(), |k| k.to_string())
     };
     let gone: Vec<String> = b.iter().filter(|k| !a.contains(k)).map(kid_of).collect();
     let new: Vec<String> = a.iter().filter(|k| !b.contains(k)).map(kid_of).collect();
@@ -87,7 +109,8 @@ async fn restart(w: &mut KeelWorld, kind: RestartKind) -> Result<(), Problem> {
         ));
     }
     let proof = ctx.lifecycle.restart(&ctx.client, kind).await?;
-    w.proofs.push(format!("{}: {} ({})", proof.event, proof.proof, proof.how));
+    w.proofs
+        .push(format!("{}: {} ({})", proof.event, proof.proof, proof.how));
     w.note(json!({
         "event": proof.event,
         "proof": proof.proof.split(" at ").next().unwrap_or_default(),
@@ -108,10 +131,22 @@ async fn the_issuer_is_killed_and_restarted(w: &mut KeelWorld) -> Result<(), Pro
 
 /// The members that name the principal and grant (not the token itself), which a refresh must
 /// carry over unchanged.
-const PRINCIPAL_MEMBERS: &[&str] = &["iss", "sub", "aud", "client_id", "family_id", "scope", "username"];
+const PRINCIPAL_MEMBERS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "client_id",
+    "family_id",
+    "scope",
+    "username",
+];
 
 #[then(expr = "the {token} has the identity of the {token}")]
-async fn has_the_identity_of(w: &mut KeelWorld, new: TokenName, old: TokenName) -> Result<(), Problem> {
+async fn has_the_identity_of(
+    w: &mut KeelWorld,
+    new: TokenName,
+    old: TokenName,
+) -> Result<(), Problem> {
     let before = w
         .recorded
         .get(&old)
@@ -122,7 +157,8 @@ async fn has_the_identity_of(w: &mut KeelWorld, new: TokenName, old: TokenName) 
         id.iter()
             .filter(|(k, _)| {
                 let member = k.rsplit('.').next().unwrap_or(k);
-                (k.starts_with("jwt.") || k.starts_with("introspection.")) && PRINCIPAL_MEMBERS.contains(&member)
+                (k.starts_with("jwt.") || k.starts_with("introspection."))
+                    && PRINCIPAL_MEMBERS.contains(&member)
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()

@@ -32,24 +32,38 @@ async fn refresh_rejected(w: &mut KeelWorld, what: &str, tampered: String) -> Re
     w.note(json!({"step": format!("presented {what}"), "introspection_active": intro.active, "refresh_status": reply.status, "refresh_error": code}));
     let mut wrong = Vec::new();
     if intro.active != Some(false) {
-        wrong.push(format!("introspection says active: {}", intro.active.map_or("(not a boolean)".into(), |a| a.to_string())));
+        wrong.push(format!(
+            "introspection says active: {}",
+            intro
+                .active
+                .map_or("(not a boolean)".into(), |a| a.to_string())
+        ));
     }
     if reply.status == 200 {
         wrong.push("the token endpoint accepted it and issued tokens (HTTP 200)".to_owned());
     } else if !(400..500).contains(&reply.status) || code.as_deref() != Some("invalid_grant") {
-        wrong.push(format!("the token endpoint answered {}{} instead of 400 invalid_grant (RFC 6749 §5.2)", reply.describe(), oauth_error(&reply)));
+        wrong.push(format!(
+            "the token endpoint answered {}{} instead of 400 invalid_grant (RFC 6749 §5.2)",
+            reply.describe(),
+            oauth_error(&reply)
+        ));
     }
     if wrong.is_empty() {
         Ok(())
     } else {
-        Err(fail(format!("expected the refresh token with {what} to be rejected: {}", wrong.join("; "))))
+        Err(fail(format!(
+            "expected the refresh token with {what} to be rejected: {}",
+            wrong.join("; ")
+        )))
     }
 }
 
 fn prefixed_format(w: &KeelWorld) -> Result<crate::target::PrefixedFormat, Problem> {
     match &w.ctx()?.refresh_format {
         Some(TokenFormat::Prefixed(f)) => Ok(f.clone()),
-        _ => Err(not_applicable("the target declares no prefixed, checksummed refresh-token format")),
+        _ => Err(not_applicable(
+            "the target declares no prefixed, checksummed refresh-token format",
+        )),
     }
 }
 
@@ -58,8 +72,9 @@ async fn checksum_altered_is_rejected(w: &mut KeelWorld) -> Result<(), Problem> 
     let _f = prefixed_format(w)?;
     genuine_is_active(w, TokenName::Refresh).await?;
     let genuine = w.token(TokenName::Refresh)?;
-    let tampered = prefixed::alter_checksum(&genuine.value)
-        .ok_or_else(|| error("the refresh token is too short or not ASCII, so its checksum cannot be altered"))?;
+    let tampered = prefixed::alter_checksum(&genuine.value).ok_or_else(|| {
+        error("the refresh token is too short or not ASCII, so its checksum cannot be altered")
+    })?;
     refresh_rejected(w, "one checksum character changed", tampered).await
 }
 
@@ -82,25 +97,45 @@ async fn jwt_rejected(
     let ctx = w.ctx()?;
     let held = w.token(name)?;
     if held.kind != TokenKind::Access {
-        return Err(error(format!("the {} is not an access token", name.words())));
+        return Err(error(format!(
+            "the {} is not an access token",
+            name.words()
+        )));
     }
     if ctx.access_format == Some(AccessTokenFormat::Opaque) || !jwt::looks_like_jwt(&held.value) {
         return Err(not_applicable(format!("the {} is not a JWT", name.words())));
     }
     genuine_is_active(w, name).await?;
-    let tampered = tamper(&held.value).map_err(|e| error(format!("keel could not tamper with the {}: {e}", name.words())))?;
+    let tampered = tamper(&held.value).map_err(|e| {
+        error(format!(
+            "keel could not tamper with the {}: {e}",
+            name.words()
+        ))
+    })?;
     let intro = issuer::introspect(&ctx, &tampered, Some("access_token")).await?;
     w.note(json!({"step": format!("presented {what}"), "introspection_active": intro.active}));
     match intro.active {
         Some(false) => Ok(()),
-        Some(true) => Err(fail(format!("expected the {} {what} to be rejected, introspection says active: true", name.words()))),
-        None => Err(fail(format!("expected the {} {what} to be rejected with active: false, introspection has no boolean \"active\"", name.words()))),
+        Some(true) => Err(fail(format!(
+            "expected the {} {what} to be rejected, introspection says active: true",
+            name.words()
+        ))),
+        None => Err(fail(format!(
+            "expected the {} {what} to be rejected with active: false, introspection has no boolean \"active\"",
+            name.words()
+        ))),
     }
 }
 
 #[then(expr = "the {token} with one signature byte flipped is rejected")]
 async fn flipped_signature_is_rejected(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
-    jwt_rejected(w, name, "with one signature byte flipped", jwt::flip_signature_byte).await
+    jwt_rejected(
+        w,
+        name,
+        "with one signature byte flipped",
+        jwt::flip_signature_byte,
+    )
+    .await
 }
 
 #[then(expr = "the {token} re-encoded with alg none is rejected")]
@@ -110,5 +145,11 @@ async fn alg_none_is_rejected(w: &mut KeelWorld, name: TokenName) -> Result<(), 
 
 #[then(expr = "the {token} re-signed by a key not in the JWKS is rejected")]
 async fn unknown_key_is_rejected(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
-    jwt_rejected(w, name, "re-signed by a key not in the JWKS", jwt::resign_with_unknown_key).await
+    jwt_rejected(
+        w,
+        name,
+        "re-signed by a key not in the JWKS",
+        jwt::resign_with_unknown_key,
+    )
+    .await
 }

@@ -56,7 +56,9 @@ pub fn single_substitutions(token: &str) -> (usize, Vec<(usize, char)>) {
             let mut mutated = bytes.to_vec();
             mutated[i] = c;
             // Substituting one ASCII byte for another keeps the string valid UTF-8.
-            let Ok(s) = std::str::from_utf8(&mutated) else { continue };
+            let Ok(s) = std::str::from_utf8(&mutated) else {
+                continue;
+            };
             tried += 1;
             if verify(s) && missed.len() < 5 {
                 missed.push((i, char::from(c)));
@@ -76,9 +78,21 @@ mod tests {
         let cases = [
             ("", 0u32, "000000"),
             ("krt_", 0x2a91_e3b7, "0mKj6l"),
-            ("krt_0123456789abcdefABCDEFGHIJKLMNOPQRSTUVWXYZ012345", 0x0934_e2ce, "0AS6KU"),
-            ("ghp_R7qMC9cKkFhe5Jrn0yw3TYAsOXVb2D1Lp4Qx", 0x015b_70f3, "01XXUZ"),
-            ("kak_zzzzzzzzzzzzzzzz00000000000000000000000000000000", 0x4e03_97c6, "1QZppu"),
+            (
+                "krt_0123456789abcdefABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+                0x0934_e2ce,
+                "0AS6KU",
+            ),
+            (
+                "ghp_R7qMC9cKkFhe5Jrn0yw3TYAsOXVb2D1Lp4Qx",
+                0x015b_70f3,
+                "01XXUZ",
+            ),
+            (
+                "kak_zzzzzzzzzzzzzzzz00000000000000000000000000000000",
+                0x4e03_97c6,
+                "1QZppu",
+            ),
         ];
         for (input, crc, sum) in cases {
             assert_eq!(crc32fast::hash(input.as_bytes()), crc, "crc of {input:?}");
@@ -97,8 +111,14 @@ mod tests {
     fn every_single_substitution_is_detected() {
         for t in VECTORS {
             let (tried, missed) = single_substitutions(t);
-            assert!(tried > 60 * t.len() - 1, "too few substitutions tried: {tried}");
-            assert!(missed.is_empty(), "{t}: substitutions not detected: {missed:?}");
+            assert!(
+                tried > 60 * t.len() - 1,
+                "too few substitutions tried: {tried}"
+            );
+            assert!(
+                missed.is_empty(),
+                "{t}: substitutions not detected: {missed:?}"
+            );
         }
     }
 

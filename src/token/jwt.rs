@@ -85,7 +85,9 @@ pub fn decode(token: &str) -> Result<Decoded, JwtError> {
     }
     let header = object(parts[0], "header")?;
     let claims = object(parts[1], "payload")?;
-    let signature = B64.decode(parts[2]).map_err(|_| JwtError::Base64("signature"))?;
+    let signature = B64
+        .decode(parts[2])
+        .map_err(|_| JwtError::Base64("signature"))?;
     Ok(Decoded {
         header,
         claims,
@@ -135,7 +137,11 @@ pub fn find_key<'a>(jwt: &Decoded, jwks: &'a Value) -> Result<&'a Value, JwtErro
 pub fn verify(token: &str, jwks: &Value) -> Result<Decoded, JwtError> {
     let decoded = decode(token)?;
     let key = find_key(&decoded, jwks)?;
-    let kid = key.get("kid").and_then(Value::as_str).unwrap_or("").to_owned();
+    let kid = key
+        .get("kid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let alg_name = decoded.alg().unwrap_or("").to_owned();
     let unusable = |reason: String| JwtError::UnusableKey {
         kid: kid.clone(),
@@ -147,7 +153,8 @@ pub fn verify(token: &str, jwks: &Value) -> Result<Decoded, JwtError> {
         .map_err(|_| unusable("unknown or unsupported alg".into()))?;
     let jwk: jsonwebtoken::jwk::Jwk =
         serde_json::from_value(key.clone()).map_err(|e| unusable(e.to_string()))?;
-    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| unusable(e.to_string()))?;
+    let decoding =
+        jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| unusable(e.to_string()))?;
     let mut validation = jsonwebtoken::Validation::new(alg);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
@@ -179,8 +186,16 @@ pub fn with_alg_none(token: &str) -> Result<String, JwtError> {
     let d = decode(token)?;
     let mut header = d.header.clone();
     header.insert("alg".into(), Value::String("none".into()));
-    let payload = d.signing_input.split('.').nth(1).unwrap_or_default().to_owned();
-    Ok(format!("{}.{payload}.", B64.encode(Value::Object(header).to_string())))
+    let payload = d
+        .signing_input
+        .split('.')
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(format!(
+        "{}.{payload}.",
+        B64.encode(Value::Object(header).to_string())
+    ))
 }
 
 /// `token`'s claims re-signed by a key keel generates now, under a kid that no JWKS holds.
@@ -195,23 +210,40 @@ pub fn resign_with_unknown_key(token: &str) -> Result<String, JwtError> {
     let mut header = d.header.clone();
     header.insert("kid".into(), Value::String(kid));
     let forge = |e: aws_lc_rs::error::Unspecified| JwtError::Forge(e.to_string());
-    let payload = d.signing_input.split('.').nth(1).unwrap_or_default().to_owned();
+    let payload = d
+        .signing_input
+        .split('.')
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     let sign_with = |alg: &str, header: &mut Map<String, Value>| -> Result<String, JwtError> {
         header.insert("alg".into(), Value::String(alg.to_owned()));
-        let input = format!("{}.{payload}", B64.encode(Value::Object(header.clone()).to_string()));
+        let input = format!(
+            "{}.{payload}",
+            B64.encode(Value::Object(header.clone()).to_string())
+        );
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let sig: Vec<u8> = match alg {
             "ES256" => {
-                let kp = signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
-                    .map_err(forge)?;
-                kp.sign(&rng, input.as_bytes()).map_err(forge)?.as_ref().to_vec()
+                let kp =
+                    signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                        .map_err(forge)?;
+                kp.sign(&rng, input.as_bytes())
+                    .map_err(forge)?
+                    .as_ref()
+                    .to_vec()
             }
             "RS256" => {
                 let kp = signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
                     .map_err(forge)?;
                 let mut sig = vec![0; kp.public_modulus_len()];
-                kp.sign(&signature::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
-                    .map_err(forge)?;
+                kp.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(forge)?;
                 sig
             }
             _ => {
@@ -254,7 +286,10 @@ mod tests {
     #[test]
     fn tamperings_do_not_verify() {
         let (t, jwks) = sample();
-        assert!(matches!(verify(&flip_signature_byte(&t).unwrap(), &jwks), Err(JwtError::BadSignature(_))));
+        assert!(matches!(
+            verify(&flip_signature_byte(&t).unwrap(), &jwks),
+            Err(JwtError::BadSignature(_))
+        ));
         assert!(verify(&with_alg_none(&t).unwrap(), &jwks).is_err());
         assert!(matches!(
             verify(&resign_with_unknown_key(&t).unwrap(), &jwks),

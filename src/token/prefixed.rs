@@ -35,7 +35,12 @@ impl<'a> Anatomy<'a> {
         let (prefix, rest) = body.split_at(prefix_len);
         let pid_len = public_id_length.min(rest.len());
         let (public_id, secret) = rest.split_at(pid_len);
-        Some(Self { prefix, public_id, secret, checksum: sum })
+        Some(Self {
+            prefix,
+            public_id,
+            secret,
+            checksum: sum,
+        })
     }
 
     /// The ways this token deviates from `format`; empty when it conforms.
@@ -63,7 +68,10 @@ impl<'a> Anatomy<'a> {
             ));
         }
         let body = &token[self.prefix.len()..token.len() - CHECKSUM_LEN];
-        if let Some(bad) = body.chars().find(|c| !BASE62.contains(&(*c as u8)) || !c.is_ascii()) {
+        if let Some(bad) = body
+            .chars()
+            .find(|c| !BASE62.contains(&(*c as u8)) || !c.is_ascii())
+        {
             problems.push(format!("character {bad:?} is outside the base62 alphabet"));
         }
         if self.secret.is_empty() {

@@ -37,10 +37,13 @@ pub fn sha256(jwk: &Value) -> Result<String, ThumbprintError> {
     // asks for; the members listed above are already sorted too.
     let mut canonical = serde_json::Map::new();
     for &m in members {
-        let v = jwk.get(m).and_then(Value::as_str).ok_or(ThumbprintError::MissingMember {
-            kty: kty.to_owned(),
-            member: m,
-        })?;
+        let v = jwk
+            .get(m)
+            .and_then(Value::as_str)
+            .ok_or(ThumbprintError::MissingMember {
+                kty: kty.to_owned(),
+                member: m,
+            })?;
         canonical.insert(m.to_owned(), Value::String(v.to_owned()));
     }
     let json = Value::Object(canonical).to_string();
@@ -62,7 +65,10 @@ mod tests {
             "alg": "RS256",
             "kid": "2011-04-29"
         });
-        assert_eq!(sha256(&jwk).unwrap(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            sha256(&jwk).unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
@@ -70,7 +76,10 @@ mod tests {
         let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519"});
         assert_eq!(
             sha256(&jwk),
-            Err(ThumbprintError::MissingMember { kty: "OKP".into(), member: "x" })
+            Err(ThumbprintError::MissingMember {
+                kty: "OKP".into(),
+                member: "x"
+            })
         );
     }
 }
