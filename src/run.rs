@@ -161,7 +161,10 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, StartError> {
         && opts.keep_data
     {
         let path = dir.keep();
-        eprintln!("keel: the reference issuer's data directory was kept: {}", path.display());
+        eprintln!(
+            "keel: the reference issuer's data directory was kept: {}",
+            path.display()
+        );
     }
     let writer = outcome?;
 
