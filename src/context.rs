@@ -37,6 +37,8 @@ pub struct Context {
     pub access_format: Option<AccessTokenFormat>,
     /// Declared refresh-token format.
     pub refresh_format: Option<TokenFormat>,
+    /// Declared refresh policy.
+    pub refresh_policy: Option<crate::target::RefreshPolicy>,
     /// How user tokens are obtained.
     pub user_tokens: Option<UserTokens>,
     /// Restarts and their proof.

@@ -27,6 +27,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../features/tampering.feature"),
     ),
     (
+        "features/refresh.feature",
+        include_str!("../features/refresh.feature"),
+    ),
+    (
         "features/restart.feature",
         include_str!("../features/restart.feature"),
     ),

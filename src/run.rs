@@ -267,6 +267,7 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 },
                 access_format: f.capabilities.access_token,
                 refresh_format: f.capabilities.refresh_token.clone(),
+                refresh_policy: f.capabilities.refresh_policy,
                 user_tokens: f.user_tokens.clone(),
                 lifecycle,
                 fingerprint_key,
@@ -335,6 +336,7 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                     secret_length: Some(32),
                     checksum: ChecksumScheme::Crc32Base62,
                 })),
+                refresh_policy: Some(crate::target::RefreshPolicy::Rotate),
                 user_tokens: Some(UserTokens {
                     method: UserTokenMethod::AuthorizationCode,
                     redirect_uri: "http://127.0.0.1/callback".into(),

@@ -145,6 +145,30 @@ pub const REQUIREMENTS: &[Requirement] = &[
         "RFC 8725 §3.1; RFC 7515 §4.1.4",
     ),
     req(
+        "RFR-1",
+        Must,
+        "Through a chain of 50 refreshes the family id, sub, client_id, iss and scope stay byte-identical, and under rotation every refresh token has a new public id",
+        "RFC 6749 §6; RFC 9700 §4.14.2",
+    ),
+    req(
+        "RFR-2",
+        Must,
+        "Replaying a rotated-out refresh token fails with invalid_grant and revokes the live tokens of its family",
+        "RFC 9700 §4.14.2; RFC 6749 §10.4",
+    ),
+    req(
+        "RFR-3",
+        Must,
+        "Reuse detection revokes only the replayed token's family, never another family",
+        "RFC 9700 §4.14.2",
+    ),
+    req(
+        "RFR-4",
+        Must,
+        "Of 20 concurrent refreshes of one refresh token, the outcome matches the declared policy (rotate: exactly one 200, the rest invalid_grant, the family revoked); none answers 5xx",
+        "RFC 9700 §4.14.2; RFC 6749 §5.2",
+    ),
+    req(
         "RST-1",
         Must,
         "Tokens active before a restart are active after it",

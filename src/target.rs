@@ -110,6 +110,21 @@ pub struct Capabilities {
     /// The refresh-token format; when absent, format requirements on refresh tokens are not
     /// applicable.
     pub refresh_token: Option<TokenFormat>,
+    /// What a refresh does to the refresh token; when absent, rotation requirements are not
+    /// applicable.
+    pub refresh_policy: Option<RefreshPolicy>,
+}
+
+/// What the issuer does with a refresh token when it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshPolicy {
+    /// Every refresh returns a new refresh token; the old one is rotated out (RFC 9700 §4.14.2).
+    Rotate,
+    /// The same refresh token comes back and stays valid.
+    Reuse,
+    /// No refresh tokens are issued.
+    None,
 }
 
 /// How access tokens look.

@@ -14,7 +14,7 @@ use crate::verdict::{Problem, error, fail};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, cucumber::Parameter)]
 #[param(
     name = "token",
-    regex = "access token|user access token|refresh token|refreshed access token|refreshed refresh token"
+    regex = "access token|user access token|refresh token|refreshed access token|refreshed refresh token|other refresh token"
 )]
 pub enum TokenName {
     /// From the client-credentials grant.
@@ -27,6 +27,8 @@ pub enum TokenName {
     RefreshedAccess,
     /// The refresh token from the last refresh (the same one under a `reuse` policy).
     RefreshedRefresh,
+    /// A refresh token of a second, independent family.
+    OtherRefresh,
 }
 
 impl std::str::FromStr for TokenName {
@@ -38,6 +40,7 @@ impl std::str::FromStr for TokenName {
             "refresh token" => TokenName::Refresh,
             "refreshed access token" => TokenName::RefreshedAccess,
             "refreshed refresh token" => TokenName::RefreshedRefresh,
+            "other refresh token" => TokenName::OtherRefresh,
             other => return Err(format!("unknown token name {other:?}")),
         })
     }
@@ -52,6 +55,7 @@ impl TokenName {
             TokenName::Refresh => "refresh token",
             TokenName::RefreshedAccess => "refreshed access token",
             TokenName::RefreshedRefresh => "refreshed refresh token",
+            TokenName::OtherRefresh => "other refresh token",
         }
     }
 }
@@ -78,6 +82,10 @@ pub struct KeelWorld {
     pub serial: bool,
     /// When the scenario started, set by the before hook.
     pub started: Option<std::time::Instant>,
+    /// Observations of the last chain of refreshes.
+    pub chain: Vec<crate::steps::refresh::Link>,
+    /// Replies of the last replay or race, as (status, OAuth error code, refresh-token fingerprint).
+    pub replies: Vec<(u16, Option<String>, Option<crate::issuer::Held>)>,
 }
 
 impl std::fmt::Debug for KeelWorld {
@@ -100,6 +108,8 @@ impl KeelWorld {
             proofs: Vec::new(),
             serial: false,
             started: None,
+            chain: Vec::new(),
+            replies: Vec::new(),
         }
     }
 

@@ -49,6 +49,14 @@ pub enum Fault {
     RevokeKeepsAccess,
     /// Token records buffered in memory and written to SQLite every 2 s.
     LazyCommit,
+    /// A replayed rotated-out refresh token is refused but revokes nothing.
+    ReuseNotDetected,
+    /// Refresh-token reuse revokes every family of the client, not only the replayed one.
+    RevokeAllFamilies,
+    /// Every refresh starts a new family (grant) instead of staying in the token's family.
+    NewFamilyOnRefresh,
+    /// Refresh rotation without the atomic guard, so concurrent refreshes can all succeed.
+    RefreshRace,
 }
 
 impl Fault {
@@ -73,6 +81,10 @@ impl Fault {
         Fault::RevokeUnknown400,
         Fault::RevokeKeepsAccess,
         Fault::LazyCommit,
+        Fault::ReuseNotDetected,
+        Fault::RevokeAllFamilies,
+        Fault::NewFamilyOnRefresh,
+        Fault::RefreshRace,
     ];
 
     /// The kebab-case name used on the command line.
@@ -97,6 +109,10 @@ impl Fault {
             Fault::RevokeUnknown400 => "revoke-unknown-400",
             Fault::RevokeKeepsAccess => "revoke-keeps-access",
             Fault::LazyCommit => "lazy-commit",
+            Fault::ReuseNotDetected => "reuse-not-detected",
+            Fault::RevokeAllFamilies => "revoke-all-families",
+            Fault::NewFamilyOnRefresh => "new-family-on-refresh",
+            Fault::RefreshRace => "refresh-race",
         }
     }
 
@@ -122,6 +138,10 @@ impl Fault {
             Fault::RevokeUnknown400 => &["INT-3"],
             Fault::RevokeKeepsAccess => &["INT-4"],
             Fault::LazyCommit => &["RST-6"],
+            Fault::ReuseNotDetected => &["RFR-2", "RFR-4"],
+            Fault::RevokeAllFamilies => &["RFR-3"],
+            Fault::NewFamilyOnRefresh => &["RFR-1", "RST-5"],
+            Fault::RefreshRace => &["RFR-4"],
         }
     }
 
@@ -191,6 +211,18 @@ impl Fault {
             Fault::LazyCommit => {
                 "Buffers token records in memory and writes them to SQLite every 2 s and on graceful shutdown, so a SIGKILL right after issuance loses them."
             }
+            Fault::ReuseNotDetected => {
+                "Answers a replayed rotated-out refresh token with `invalid_grant` but revokes nothing, so the rest of its family stays usable."
+            }
+            Fault::RevokeAllFamilies => {
+                "On refresh-token reuse, revokes every refresh family of the same client instead of only the replayed token's family."
+            }
+            Fault::NewFamilyOnRefresh => {
+                "Starts a new family (a new grant copying sub, client and scope) at every refresh, so `family_id` changes along a rotation chain."
+            }
+            Fault::RefreshRace => {
+                "Rotates refresh tokens without the atomic guard (check, 100 ms pause, then an unconditional update in separate statements), so concurrent refreshes of one token can all succeed."
+            }
         }
     }
 }
@@ -245,7 +277,7 @@ mod tests {
             assert!(!f.breaks().is_empty());
             assert!(f.description().ends_with('.'));
         }
-        assert_eq!(seen.len(), 19);
+        assert_eq!(seen.len(), 23);
     }
 
     #[test]

@@ -593,6 +593,23 @@ impl WriteTx<'_> {
         Ok(g.map(|g| self.store.merge_grant(g)))
     }
 
+    /// The ids of every refresh family (authorization-code grant) of `client_id`, revoked or
+    /// not. Only the `revoke-all-families` fault needs this.
+    pub async fn family_ids_of_client(
+        &mut self,
+        client_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT id FROM grants WHERE client_id = ? AND kind = ? ORDER BY id",
+            )
+            .bind(client_id)
+            .bind(KIND_AUTHORIZATION_CODE)
+            .fetch_all(&mut *self.tx)
+            .await?,
+        )
+    }
+
     /// Marks a refresh token rotated out, only if it was not already; returns whether it was
     /// this call that rotated it.
     pub async fn mark_rotated(

@@ -9,5 +9,6 @@ pub mod format;
 pub mod identity;
 pub mod introspection;
 pub mod issuance;
+pub mod refresh;
 pub mod restart;
 pub mod tampering;

@@ -151,12 +151,17 @@ impl Issuer {
 
     /// Runs `/authorize` and returns `(code, verifier)`.
     async fn authorize(&self, login_hint: Option<&str>) -> (String, String) {
+        self.authorize_as("keel-ci", login_hint).await
+    }
+
+    /// Runs `/authorize` for `client_id` and returns `(code, verifier)`.
+    async fn authorize_as(&self, client_id: &str, login_hint: Option<&str>) -> (String, String) {
         let verifier = crate::tokens::random_base62(64);
         let challenge = crate::tokens::sha256_b64url(verifier.as_bytes());
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.extend_pairs([
             ("response_type", "code"),
-            ("client_id", "keel-ci"),
+            ("client_id", client_id),
             ("redirect_uri", REDIRECT),
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
@@ -177,14 +182,23 @@ impl Issuer {
 
     /// A full authorization-code grant: `(access, refresh)`.
     async fn user_tokens(&self) -> (String, String) {
-        let (code, verifier) = self.authorize(None).await;
+        self.user_tokens_as(("keel-ci", SECRET)).await
+    }
+
+    /// A full authorization-code grant for another client: `(access, refresh)`.
+    async fn user_tokens_as(&self, client: (&str, &str)) -> (String, String) {
+        let (code, verifier) = self.authorize_as(client.0, None).await;
         let (status, _, body) = self
-            .token(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ])
+            .post(
+                "/token",
+                Some(client),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", &verifier),
+                ],
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         (
@@ -774,4 +788,142 @@ async fn fault_refresh_formats() {
     let (_, rt) = iss.user_tokens().await;
     let bad = format!("{}000000", &rt[..52]);
     assert_eq!(iss.introspect(&bad).await["active"], true);
+}
+
+/// Refreshes `rt` and returns the new `(access, refresh)`.
+async fn rotate(iss: &Issuer, rt: &str) -> (String, String) {
+    let (status, body) = iss.refresh(rt).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn is_invalid_grant((status, body): &(StatusCode, Value)) -> bool {
+    *status == StatusCode::BAD_REQUEST && body["error"] == "invalid_grant"
+}
+
+#[tokio::test]
+async fn fault_reuse_not_detected() {
+    for (fault, family_revoked) in [(None, true), (Some(Fault::ReuseNotDetected), false)] {
+        let iss = Issuer::start(fault).await;
+        let (_, rt1) = iss.user_tokens().await;
+        let (at2, rt2) = rotate(&iss, &rt1).await;
+        // The replay is refused either way; only the correct issuer revokes the family.
+        assert!(is_invalid_grant(&iss.refresh(&rt1).await), "{fault:?}");
+        for t in [&at2, &rt2] {
+            assert_eq!(
+                iss.introspect(t).await["active"],
+                !family_revoked,
+                "{fault:?}"
+            );
+        }
+        assert_eq!(
+            iss.refresh(&rt2).await.0 == StatusCode::OK,
+            !family_revoked,
+            "{fault:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn fault_revoke_all_families() {
+    for (fault, siblings_revoked) in [(None, false), (Some(Fault::RevokeAllFamilies), true)] {
+        let iss = Issuer::start(fault).await;
+        let (_, rt1) = iss.user_tokens().await;
+        let (sibling_at, sibling_rt) = iss.user_tokens().await;
+        let (_, other_client_rt) = iss.user_tokens_as(("keel-ci-2", SECRET2)).await;
+        let cc = iss.client_credentials().await;
+        let (at2, rt2) = rotate(&iss, &rt1).await;
+        assert!(is_invalid_grant(&iss.refresh(&rt1).await), "{fault:?}");
+        // The replayed family is revoked either way.
+        for t in [&at2, &rt2] {
+            assert_eq!(
+                iss.introspect(t).await,
+                json!({"active": false}),
+                "{fault:?}"
+            );
+        }
+        // Another family of the same client goes too only under the fault.
+        for t in [&sibling_at, &sibling_rt] {
+            assert_eq!(
+                iss.introspect(t).await["active"],
+                !siblings_revoked,
+                "{fault:?}"
+            );
+        }
+        // Other clients' families and non-family grants are never touched.
+        assert_eq!(iss.introspect(&other_client_rt).await["active"], true);
+        assert_eq!(iss.introspect(&cc).await["active"], true);
+    }
+}
+
+#[tokio::test]
+async fn fault_new_family_on_refresh() {
+    for (fault, same_family) in [(None, true), (Some(Fault::NewFamilyOnRefresh), false)] {
+        let iss = Issuer::start(fault).await;
+        let (at1, rt1) = iss.user_tokens().await;
+        let (at2, rt2) = rotate(&iss, &rt1).await;
+        let (at3, rt3) = rotate(&iss, &rt2).await;
+        let f1 = jwt_part(&at1, 1)["family_id"].clone();
+        let f2 = jwt_part(&at2, 1)["family_id"].clone();
+        let f3 = jwt_part(&at3, 1)["family_id"].clone();
+        assert!(f1.is_string() && f2.is_string() && f3.is_string());
+        assert_eq!(f1 == f2, same_family, "{fault:?}");
+        assert_eq!(f2 == f3, same_family, "{fault:?}");
+        assert_eq!(iss.introspect(&rt3).await["family_id"], f3);
+        // The old family's tokens are left as they were: at1 is still live, in family f1.
+        let intro = iss.introspect(&at1).await;
+        assert_eq!((&intro["active"], &intro["family_id"]), (&json!(true), &f1));
+        // Subject, client and scope carry over.
+        let (c1, c3) = (jwt_part(&at1, 1), jwt_part(&at3, 1));
+        for claim in ["sub", "client_id", "scope"] {
+            assert_eq!(c1[claim], c3[claim], "{claim}");
+        }
+        // Reuse detection still reaches the live token of the chain.
+        assert!(is_invalid_grant(&iss.refresh(&rt2).await), "{fault:?}");
+        for t in [&at3, &rt3] {
+            assert_eq!(
+                iss.introspect(t).await,
+                json!({"active": false}),
+                "{fault:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_refresh_race() {
+    let iss = Arc::new(Issuer::start(Some(Fault::RefreshRace)).await);
+    let (_, rt) = iss.user_tokens().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let iss = Arc::clone(&iss);
+            let rt = rt.clone();
+            tokio::spawn(async move { iss.refresh(&rt).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status == StatusCode::OK {
+            winners.push(body["refresh_token"].as_str().unwrap().to_owned());
+        }
+    }
+    // Without the fault exactly one wins (`concurrent_refreshes_give_exactly_one_success`).
+    // The pause normally lets all of them through; asking for all would depend on scheduling.
+    assert!(
+        winners.len() > 1,
+        "only {} refresh succeeded",
+        winners.len()
+    );
+    for w in &winners {
+        assert_eq!(iss.introspect(w).await["active"], true);
+    }
+    // A sequential replay is still detected and revokes the family.
+    assert!(is_invalid_grant(&iss.refresh(&rt).await));
+    for w in &winners {
+        assert_eq!(iss.introspect(w).await, json!({"active": false}));
+    }
 }

@@ -2,6 +2,7 @@
 //! grants. Every token record is committed (except under `lazy-commit`) before the response.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,9 +16,11 @@ use crate::config::Client;
 use crate::faults::Fault;
 use crate::store::{
     AccessRecord, GrantRecord, KIND_AUTHORIZATION_CODE, KIND_CLIENT_CREDENTIALS, RefreshRecord,
-    TokenRecord,
+    TokenRecord, WriteTx,
 };
-use crate::tokens::{AccessClaims, ct_eq, parse_scope, sha256_b64url, sha256_hex, sign_access};
+use crate::tokens::{
+    AccessClaims, OpaqueParts, ct_eq, parse_scope, sha256_b64url, sha256_hex, sign_access,
+};
 
 pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     match token_inner(&app, &headers, &body).await {
@@ -236,45 +239,36 @@ async fn authorization_code(
     Ok(success(app, jwt, &grant.scope, Some(refresh)))
 }
 
-async fn refresh_token(
-    app: &App,
-    client: &Client,
-    form: &HashMap<String, String>,
-) -> Result<serde_json::Value, OAuthError> {
-    let presented = required(form, "refresh_token")?;
-    let requested = requested_scope(form.get("scope"))?;
-    let invalid = || OAuthError::invalid_grant("refresh token is invalid");
-    let parts = app.refresh_format.parse(presented).map_err(|_| invalid())?;
-    let now = crate::now();
-
-    let mut tx = app.store.begin().await?;
-    let rec = tx.refresh(&parts.public_id).await?.ok_or_else(invalid)?;
+/// Checks that `rec` is the token presented (secret hash, in constant time) and belongs to
+/// `client`.
+fn check_presented(rec: &RefreshRecord, secret: &str, client: &Client) -> Result<(), OAuthError> {
     if !ct_eq(
-        sha256_hex(parts.secret.as_bytes()).as_bytes(),
+        sha256_hex(secret.as_bytes()).as_bytes(),
         rec.secret_hash.as_bytes(),
     ) {
-        return Err(invalid());
+        return Err(invalid_refresh());
     }
     if rec.client_id != client.id {
         return Err(OAuthError::invalid_grant(
             "refresh token was issued to another client",
         ));
     }
-    let grant = tx.grant(&rec.grant_id).await?.ok_or_else(invalid)?;
-    if rec.rotated_at.is_some() {
-        // RFC 9700 §4.14.2: a rotated-out token came back; revoke this family only.
-        tx.revoke_grant(&grant.id, now).await?;
-        tx.commit().await?;
-        tracing::warn!(family_id = %grant.id, "refresh token reuse; family revoked");
-        return Err(OAuthError::invalid_grant(
-            "refresh token reuse detected; the token family is revoked",
-        ));
-    }
+    Ok(())
+}
+
+/// For a token that is not rotated out: checks it is still live and returns the scope of the
+/// new tokens (the held scope, or the narrower one requested).
+fn refreshed_scope(
+    rec: &RefreshRecord,
+    grant: &GrantRecord,
+    requested: Option<String>,
+    now: i64,
+) -> Result<String, OAuthError> {
     if rec.revoked_at.is_some() || grant.revoked_at.is_some() || rec.expires_at <= now {
-        return Err(invalid());
+        return Err(invalid_refresh());
     }
-    let scope = match requested {
-        None => rec.scope.clone(),
+    match requested {
+        None => Ok(rec.scope.clone()),
         Some(req) => {
             let held: Vec<&str> = rec.scope.split(' ').collect();
             if !req.split(' ').all(|s| held.contains(&s)) {
@@ -282,17 +276,155 @@ async fn refresh_token(
                     "requested scope exceeds the original grant",
                 ));
             }
-            req
+            Ok(req)
         }
-    };
+    }
+}
 
-    let (new_refresh, new_rec) = mint_refresh(app, &grant, &scope, now);
+fn invalid_refresh() -> OAuthError {
+    OAuthError::invalid_grant("refresh token is invalid")
+}
+
+/// A rotated-out token came back (RFC 9700 §4.14.2): revoke its family and refuse. Always
+/// returns an error; the `Ok` type only lets callers `return` it directly.
+async fn reject_reuse(
+    app: &App,
+    mut tx: WriteTx<'_>,
+    rec: &RefreshRecord,
+    grant: &GrantRecord,
+    now: i64,
+) -> Result<serde_json::Value, OAuthError> {
+    if app.is(Fault::ReuseNotDetected) {
+        return Err(invalid_refresh());
+    }
+    let families = if app.is(Fault::RevokeAllFamilies) {
+        tx.family_ids_of_client(&grant.client_id).await?
+    } else if app.is(Fault::NewFamilyOnRefresh) {
+        // Each rotation moved the chain to a new family, so the replayed token's own family no
+        // longer holds the live token: follow the successors and revoke their families too.
+        let mut ids = vec![grant.id.clone()];
+        let mut seen = std::collections::HashSet::new();
+        let mut next = rec.replaced_by.clone();
+        while let Some(public_id) = next {
+            if !seen.insert(public_id.clone()) {
+                break;
+            }
+            let Some(successor) = tx.refresh(&public_id).await? else {
+                break;
+            };
+            if !ids.contains(&successor.grant_id) {
+                ids.push(successor.grant_id.clone());
+            }
+            next = successor.replaced_by;
+        }
+        ids
+    } else {
+        vec![grant.id.clone()]
+    };
+    for id in &families {
+        tx.revoke_grant(id, now).await?;
+    }
+    tx.commit().await?;
+    tracing::warn!(family_id = %grant.id, revoked = families.len(), "refresh token reuse; family revoked");
+    Err(OAuthError::invalid_grant(
+        "refresh token reuse detected; the token family is revoked",
+    ))
+}
+
+async fn refresh_token(
+    app: &App,
+    client: &Client,
+    form: &HashMap<String, String>,
+) -> Result<serde_json::Value, OAuthError> {
+    let presented = required(form, "refresh_token")?;
+    let requested = requested_scope(form.get("scope"))?;
+    let parts = app
+        .refresh_format
+        .parse(presented)
+        .map_err(|_| invalid_refresh())?;
+    let now = crate::now();
+    if app.is(Fault::RefreshRace) {
+        return refresh_token_racy(app, client, &parts, requested, now).await;
+    }
+
+    let mut tx = app.store.begin().await?;
+    let rec = tx
+        .refresh(&parts.public_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    check_presented(&rec, &parts.secret, client)?;
+    let grant = tx.grant(&rec.grant_id).await?.ok_or_else(invalid_refresh)?;
+    if rec.rotated_at.is_some() {
+        return reject_reuse(app, tx, &rec, &grant, now).await;
+    }
+    let scope = refreshed_scope(&rec, &grant, requested, now)?;
+
+    let family = if app.is(Fault::NewFamilyOnRefresh) {
+        let fresh = GrantRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: now,
+            revoked_at: None,
+            ..grant
+        };
+        tx.insert_grant(&fresh).await?;
+        fresh
+    } else {
+        grant
+    };
+    let (new_refresh, new_rec) = mint_refresh(app, &family, &scope, now);
     if !tx
         .mark_rotated(&rec.public_id, now, &new_rec.public_id)
         .await?
     {
-        return Err(invalid());
+        return Err(invalid_refresh());
     }
+    let sub = app.sub_for_tx(&mut tx, &family.principal).await?;
+    let (jwt, access) = mint_access(app, &family, &sub, &scope, now)?;
+    tx.insert_token(access).await?;
+    tx.insert_token(TokenRecord::Refresh(new_rec)).await?;
+    tx.commit().await?;
+    Ok(success(app, jwt, &scope, Some(new_refresh)))
+}
+
+/// `refresh-race`: the check-then-act rotation the atomic path exists to prevent. The token is
+/// read and checked outside any write transaction, then (after a pause that lets concurrent
+/// requests pass the same check) marked rotated without looking at the rows affected, and the
+/// new tokens are issued in a separate transaction.
+async fn refresh_token_racy(
+    app: &App,
+    client: &Client,
+    parts: &OpaqueParts,
+    requested: Option<String>,
+    now: i64,
+) -> Result<serde_json::Value, OAuthError> {
+    let rec = app
+        .store
+        .refresh(&parts.public_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    check_presented(&rec, &parts.secret, client)?;
+    let grant = app
+        .store
+        .grant(&rec.grant_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    if rec.rotated_at.is_some() {
+        // Sequential reuse is still detected; only the concurrent window is open.
+        let tx = app.store.begin().await?;
+        return reject_reuse(app, tx, &rec, &grant, now).await;
+    }
+    let scope = refreshed_scope(&rec, &grant, requested, now)?;
+    tokio::time::sleep(RACE_WINDOW).await;
+
+    let (new_refresh, new_rec) = mint_refresh(app, &grant, &scope, now);
+    let mut tx = app.store.begin().await?;
+    // Deliberately unchecked: another request may have rotated it meanwhile.
+    let _rotated_here = tx
+        .mark_rotated(&rec.public_id, now, &new_rec.public_id)
+        .await?;
+    tx.commit().await?;
+
+    let mut tx = app.store.begin().await?;
     let sub = app.sub_for_tx(&mut tx, &grant.principal).await?;
     let (jwt, access) = mint_access(app, &grant, &sub, &scope, now)?;
     tx.insert_token(access).await?;
@@ -300,3 +432,7 @@ async fn refresh_token(
     tx.commit().await?;
     Ok(success(app, jwt, &scope, Some(new_refresh)))
 }
+
+/// How long `refresh-race` waits between its check and its update, so that concurrent
+/// refreshes of one token reliably all pass the check.
+const RACE_WINDOW: Duration = Duration::from_millis(100);
