@@ -34,6 +34,7 @@ Feature: Introspection and revocation
   @req:INT-4 @level:1
   Scenario: Revoking a refresh token deactivates the access tokens of its grant
     Given a refresh token issued to the test user
+    And the user access token is active
     When the refresh token is revoked
     Then the refresh token is inactive
     And the user access token is inactive

@@ -54,6 +54,39 @@ pub struct Context {
 }
 
 impl Context {
+    /// `text` with every secret and token keel knows replaced by its fingerprint, and anything
+    /// shaped like a JWT or a prefixed token masked: an issuer may echo credentials or tokens in
+    /// an error description, and reports must never carry them.
+    pub fn redact(&self, text: &str, tokens: &[&str]) -> String {
+        use base64::Engine as _;
+        let mut out = text.to_owned();
+        let secret = self.creds.secret.expose();
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{secret}", self.creds.id));
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let mut known: Vec<&str> = tokens.to_vec();
+        known.extend([secret, basic.as_str(), encoded.as_str()]);
+        known.retain(|k| k.len() >= 6);
+        // Longest first, so that a token containing another is replaced whole.
+        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+        for k in known {
+            if out.contains(k) {
+                out = out.replace(k, &format!("[redacted {}]", self.fingerprint(k)));
+            }
+        }
+        let jwt = regex::Regex::new(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*").ok();
+        if let Some(re) = jwt {
+            out = re.replace_all(&out, "[redacted JWT]").into_owned();
+        }
+        if let Some(crate::target::TokenFormat::Prefixed(f)) = &self.refresh_format
+            && let Ok(re) =
+                regex::Regex::new(&format!(r"{}[0-9A-Za-z_]{{8,}}", regex::escape(&f.prefix)))
+        {
+            out = re.replace_all(&out, "[redacted token]").into_owned();
+        }
+        out
+    }
+
     /// A keyed fingerprint of a token or secret: safe to print, stable within a run.
     pub fn fingerprint(&self, secret: &str) -> String {
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.fingerprint_key);

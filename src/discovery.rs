@@ -30,7 +30,9 @@ pub struct Resolved {
 #[non_exhaustive]
 pub enum DiscoveryError {
     /// The issuer could not be reached at all.
-    #[error("issuer unreachable: {0}")]
+    #[error(
+        "issuer unreachable: {0} (fix: check [issuer] url in the target file, and that the issuer is running and reachable from here)"
+    )]
     Unreachable(HttpError),
     /// No metadata and no explicit token endpoint.
     #[error(

@@ -154,7 +154,7 @@ fn main() -> ExitCode {
             } => serve(listen, data_dir, fault).await,
             Command::Faults => {
                 for f in keel_reference::Fault::ALL {
-                    println!("{}\t{}", f.name(), f.breaks().join(","));
+                    keel::say!("{}\t{}", f.name(), f.breaks().join(","));
                 }
                 ExitCode::SUCCESS
             }
@@ -242,12 +242,12 @@ fn list(dirs: &[PathBuf]) -> ExitCode {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        println!("{} ({file})", f.name);
+        keel::say!("{} ({file})", f.name);
         for (r, s) in keel::features::scenarios(f) {
             let tags: Vec<String> = keel::features::all_tags(f, r, s)
                 .map(|t| format!("@{t}"))
                 .collect();
-            println!(
+            keel::say!(
                 "  {}:{}  {}  {}",
                 file,
                 s.position.line,

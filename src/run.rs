@@ -94,8 +94,39 @@ struct Started {
     label: String,
 }
 
-/// Runs the suite.
+/// Runs the suite. Ctrl-C (SIGINT) or SIGTERM at any point stops the reference issuer and
+/// removes its data directory (dropping the run does both), and gives [`StartError::Interrupted`].
 pub async fn run(opts: RunOptions) -> Result<RunReport, StartError> {
+    let interrupted = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    let result = tokio::select! {
+        r = run_inner(opts) => r,
+        () = interrupted => Err(StartError::Interrupted),
+    };
+    context::clear();
+    result
+}
+
+async fn run_inner(opts: RunOptions) -> Result<RunReport, StartError> {
     let _serial = context::RUN_LOCK.lock().await;
     let started_at = Instant::now();
 
@@ -147,10 +178,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport, StartError> {
         })
         .filter_run((), move |f, r, s| selection.matches(f, r, s));
 
-    let outcome = tokio::select! {
-        w = exec => Ok(w),
-        _ = tokio::signal::ctrl_c() => Err(StartError::Interrupted),
-    };
+    let outcome: Result<_, StartError> = Ok(exec.await);
     std::panic::set_hook(previous_hook);
     context::clear();
 
@@ -276,7 +304,7 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 total,
             };
             if opts.progress {
-                println!(
+                crate::say!(
                     "keel: {total} scenarios against {} ({})",
                     f.issuer.url.get_ref(),
                     path.display()
@@ -354,7 +382,7 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 None => "bundled reference issuer".to_owned(),
             };
             if opts.progress {
-                println!(
+                crate::say!(
                     "keel: {total} scenarios against the {label} at {} (pid {}, data {})",
                     issuer.base_url(),
                     issuer.pid().await.map_or("?".into(), |p| p.to_string()),
@@ -408,6 +436,14 @@ fn record(
         ),
         None => (vec![], vec![], serde_json::Value::Null, 0),
     };
+    // A scenario without a Then step judges nothing: it must never read as a pass.
+    let judges = sc.steps.iter().any(|st| st.ty == gherkin::StepType::Then);
+    let problem = match problem {
+        None if !judges => Some(Problem::Error(
+            "the scenario has no Then step, so it checks nothing; add a Then step that judges the issuer".into(),
+        )),
+        other => other,
+    };
     let (verdict, message) = match problem {
         None if warnings.is_empty() => (Verdict::Pass, None),
         None => (Verdict::Warn, Some(warnings.join("; "))),
@@ -416,6 +452,23 @@ fn record(
         Some(Problem::Error(m)) => (Verdict::Error, Some(m)),
         Some(Problem::NotApplicable(m)) => (Verdict::NotApplicable, Some(m)),
     };
+    // Issuers may echo credentials or tokens in error descriptions: redact every message.
+    let held: Vec<String> = world
+        .as_ref()
+        .map(|w| {
+            let mut v: Vec<String> = w.tokens.values().map(|h| h.value.clone()).collect();
+            v.extend(w.chain.iter().map(|l| l.refresh.value.clone()));
+            v.extend(
+                w.replies
+                    .iter()
+                    .filter_map(|r| r.2.as_ref().map(|h| h.value.clone())),
+            );
+            v
+        })
+        .unwrap_or_default();
+    let refs: Vec<&str> = held.iter().map(String::as_str).collect();
+    let message = message.map(|m| ctx.redact(&m, &refs));
+    let warnings: Vec<String> = warnings.iter().map(|m| ctx.redact(m, &refs)).collect();
     let rec = ScenarioRecord {
         feature: feature.name.clone(),
         file: feature

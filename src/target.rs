@@ -221,7 +221,7 @@ fn default_ready_timeout() -> Duration {
 }
 
 fn default_hook_timeout() -> Duration {
-    Duration::from_secs(120)
+    Duration::from_secs(60)
 }
 
 /// `[proof]`: how keel proves a restart happened.

@@ -203,7 +203,7 @@ fn user_features_run_with_keels_steps_and_unknown_steps_are_errors() {
     write(
         &feats,
         "mine.feature",
-        "@req:MINE-1\nFeature: Mine\n\n  @serial\n  Scenario: My token survives two restarts\n    Given an access token from the client credentials grant\n    When the issuer restarts\n    And the issuer restarts\n    Then the access token is active\n\n  @req:MINE-2\n  Scenario: A misspelt step\n    Given an acess token from the client credentials grant\n",
+        "@req:MINE-1\nFeature: Mine\n\n  @serial\n  Scenario: My token survives two restarts\n    Given an access token from the client credentials grant\n    When the issuer restarts\n    And the issuer restarts\n    Then the access token is active\n\n  @req:MINE-2\n  Scenario: A misspelt step\n    Given an acess token from the client credentials grant\n\n  @req:MINE-3\n  Scenario: No judgement\n    Given an access token from the client credentials grant\n",
     );
     let report = dir.path().join("r.json");
     let o = keel(&[
@@ -219,7 +219,7 @@ fn user_features_run_with_keels_steps_and_unknown_steps_are_errors() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let sc = v["scenarios"].as_array().unwrap();
-    assert_eq!(sc.len(), 2);
+    assert_eq!(sc.len(), 3);
     assert_eq!(sc[0]["verdict"], "pass", "{:#}", sc[0]);
     assert_eq!(sc[0]["proofs"].as_array().unwrap().len(), 2);
     assert_eq!(sc[1]["verdict"], "error", "{:#}", sc[1]);
@@ -302,4 +302,40 @@ fn list_and_help_teach() {
     assert!(stdout(&o).contains("@req:RST-1"));
     let o = keel(&["run", "--help"]);
     assert!(stdout(&o).contains("secret_env") && stdout(&o).contains("Exit codes"));
+}
+
+#[test]
+fn an_interrupt_at_any_moment_stops_the_issuer_and_removes_its_data() {
+    for delay_ms in [30u64, 300] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["run", "--quiet"])
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        let status = child.wait().unwrap();
+        // A run may finish before the signal lands; otherwise it must exit 130.
+        assert!(
+            matches!(status.code(), Some(130) | Some(0)),
+            "after {delay_ms} ms: {status:?}"
+        );
+        // The child issuer may take a moment to exit after keel does; the directory must go.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "after {delay_ms} ms: data left behind: {left:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

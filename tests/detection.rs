@@ -189,3 +189,131 @@ async fn a_restart_hook_that_does_nothing_is_an_error_not_a_pass() {
     );
     assert_eq!(code, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_tokens_echoed_by_an_issuer_never_reach_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    let iss = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": iss, "token_endpoint": format!("{iss}/token"),
+            "introspection_endpoint": format!("{iss}/introspect"), "revocation_endpoint": format!("{iss}/revoke"),
+        })))
+        .mount(&server)
+        .await;
+    // The token endpoint echoes the decoded Basic credentials; introspection and revocation echo
+    // the token they were sent.
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(|req: &Request| {
+            let auth = req.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let decoded = auth
+                .strip_prefix("Basic ")
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client", "error_description": format!("bad credentials {decoded} ({auth})")}))
+        })
+        .mount(&server)
+        .await;
+    let t = dir.path().join("t.toml");
+    std::fs::write(&t, format!("[issuer]\nurl = \"{iss}\"\n\n[client]\nid = \"keel-ci\"\nsecret_env = \"{SECRET_VAR}\"\n")).unwrap();
+    let junit = dir.path().join("j.xml");
+    let report = dir.path().join("r.json");
+    let (t2, j2, r2) = (t.clone(), junit.clone(), report.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["run", "--target"])
+            .arg(&t2)
+            .arg("--junit")
+            .arg(&j2)
+            .arg("--report-json")
+            .arg(&r2)
+            .env(SECRET_VAR, "CANARY-SECRET-123456")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let canary_b64 =
+        base64::engine::general_purpose::STANDARD.encode("keel-ci:CANARY-SECRET-123456");
+    let texts = [
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read_to_string(&junit).unwrap(),
+        std::fs::read_to_string(&report).unwrap(),
+    ];
+    for t in &texts {
+        assert!(
+            !t.contains("CANARY-SECRET-123456"),
+            "the secret leaked: {t}"
+        );
+        assert!(!t.contains(&canary_b64), "the Basic credentials leaked");
+    }
+    assert!(texts[0].contains("[redacted fp:"), "{}", texts[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_introspection_that_always_says_inactive_cannot_pass_revocation_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    let iss = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": iss, "token_endpoint": format!("{iss}/token"),
+            "introspection_endpoint": format!("{iss}/introspect"), "revocation_endpoint": format!("{iss}/revoke"),
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": jwt(&iss), "token_type": "Bearer"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/introspect"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"active": false})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let t = dir.path().join("t.toml");
+    std::fs::write(&t, format!("[issuer]\nurl = \"{iss}\"\n\n[client]\nid = \"keel-ci\"\nsecret_env = \"{SECRET_VAR}\"\n")).unwrap();
+    let report = dir.path().join("r.json");
+    let (t2, r2) = (t.clone(), report.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["run", "--quiet", "--req", "INT-2,INT-3", "--target"])
+            .arg(&t2)
+            .arg("--report-json")
+            .arg(&r2)
+            .env(SECRET_VAR, "x")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let revoked = scenario(&v, "revoked access token is inactive at once");
+    assert_eq!(revoked["verdict"], "error", "{revoked:#}");
+    assert!(
+        revoked["message"]
+            .as_str()
+            .unwrap()
+            .contains("not active before its revocation"),
+        "{revoked:#}"
+    );
+    let int2 = scenario(&v, "a revoked access token answers");
+    assert_eq!(int2["verdict"], "error", "{int2:#}");
+}

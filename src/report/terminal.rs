@@ -2,11 +2,24 @@
 
 use crate::verdict::{RunReport, ScenarioRecord, Verdict};
 
+/// `println!` that ignores write errors: `keel run | head` must not panic on a closed pipe.
+#[macro_export]
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Prints the progress line of one finished scenario.
 pub fn progress(rec: &ScenarioRecord, done: usize, total: usize) {
     let width = total.to_string().len();
     let file = rec.file.rsplit('/').next().unwrap_or(&rec.file);
-    println!(
+    crate::say!(
         "[{done:>width$}/{total}] {:<5} {} {} ({file}:{}) {:.2}s",
         rec.verdict.label(),
         rec.req_label(),
@@ -17,19 +30,19 @@ pub fn progress(rec: &ScenarioRecord, done: usize, total: usize) {
     if let Some(m) = &rec.message
         && rec.verdict != Verdict::Pass
     {
-        println!("{:width$}         {m}", "");
+        crate::say!("{:width$}         {m}", "");
     }
     for p in &rec.proofs {
-        println!("{:width$}         proof: {p}", "");
+        crate::say!("{:width$}         proof: {p}", "");
     }
 }
 
 /// Prints the summary by requirement and the totals.
 pub fn summary(report: &RunReport) {
-    println!();
-    println!("Requirements ({}):", report.target);
+    crate::say!();
+    crate::say!("Requirements ({}):", report.target);
     for r in &report.requirements {
-        println!(
+        crate::say!(
             "  {:<5} {:<6} {:<6} {}",
             r.verdict.label(),
             r.id,
@@ -39,11 +52,11 @@ pub fn summary(report: &RunReport) {
         if let Some(m) = &r.message
             && r.verdict != Verdict::Pass
         {
-            println!("                      {m}");
+            crate::say!("                      {m}");
         }
     }
-    println!();
-    println!(
+    crate::say!();
+    crate::say!(
         "{} scenarios: {} passed, {} failed, {} warned, {} not applicable, {} errors ({:.1}s)",
         report.scenarios.len(),
         report.count(Verdict::Pass),
@@ -58,5 +71,5 @@ pub fn summary(report: &RunReport) {
         0 => "conformant",
         _ => "NOT conformant",
     };
-    println!("keel: {verdict}");
+    crate::say!("keel: {verdict}");
 }

@@ -35,7 +35,31 @@ async fn the_token_is_inactive(w: &mut KeelWorld, name: TokenName) -> Result<(),
     }
 }
 
+#[given(expr = "the {token} is active")]
+async fn the_token_is_active_before(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
+    precondition_active(w, name, "before the event").await
+}
+
+/// Checks that `name` is active now, or gives an error: a later "inactive" proves nothing
+/// about a token that was never active.
+async fn precondition_active(
+    w: &mut KeelWorld,
+    name: TokenName,
+    when: &str,
+) -> Result<(), Problem> {
+    let (_, active) = w.observe(name, "checked active (precondition)").await?;
+    if active == Some(true) {
+        Ok(())
+    } else {
+        Err(error(format!(
+            "the {} is not active {when}, so a later inactive answer would prove nothing",
+            name.words()
+        )))
+    }
+}
+
 async fn revoke(w: &mut KeelWorld, name: TokenName, precondition: bool) -> Result<(), Problem> {
+    precondition_active(w, name, "before its revocation").await?;
     let ctx = w.ctx()?;
     let held = w.token(name)?;
     let reply = issuer::revoke(&ctx, &held.value, Some(hint(held.kind))).await?;
