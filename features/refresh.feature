@@ -39,3 +39,12 @@ Feature: Refresh-token rotation
     When the refresh token is refreshed 20 times concurrently
     Then no concurrent refresh answered with a server error
     And the concurrent refreshes match the declared refresh policy
+
+  @req:RFR-5 @level:1 @serial
+  Scenario: A refresh chain continues across a restart and keeps its family
+    Given a refresh token issued to the test user
+    And the identity of the user access token has been recorded
+    And the refresh token has been refreshed
+    When the issuer restarts
+    And the refreshed refresh token is refreshed
+    Then the refreshed access token has the identity of the user access token

@@ -25,6 +25,21 @@ rationale = {
 'RFR-2': "A rotated-out refresh token presented again means one of two parties holds a stolen copy; RFC 9700 §4.14.2 asks the server to refuse it and revoke the family so that the thief's tokens die too.",
 'RFR-3': "Revoking more than the compromised family logs every other session of the user or client out: a denial of service that makes operators switch reuse detection off.",
 'RFR-4': "Clients retry and race (several tabs, a retry after a timeout); a rotation that is not atomic mints two live successors of one token (two families from one grant), and a 5xx under contention is an outage.",
+'CLK-1': "Verifiers judge expiry with their own clocks; an iat that disagrees with the issuer's own Date, an nbf after iat, or a lifetime other than the one declared makes tokens expire early or live too long.",
+'IDM-1': "Clients retry on timeouts; without idempotent issuance every retry mints a second identity that logs, quotas and audits count as another principal or session.",
+'IDM-2': "Reusing a key for a different request is a client bug that must be surfaced, not silently answered with a token for the first request.",
+'IDM-3': "A retry often follows a failover or restart; an idempotency record kept only in memory fails exactly when it is needed.",
+'IDM-4': "Token ids key revocation lists and audit trails; subjects key authorization. A collision merges two tokens or two principals.",
+'KEY-1': "Verifiers cache the JWKS; a token signed with a key they have not fetched yet fails until their cache expires. Publishing first, signing later avoids that outage.",
+'KEY-2': "Tokens in flight were signed by the previous key; dropping it at activation invalidates them all. The previous key must stay published for at least the longest token lifetime.",
+'KEY-3': "Caches map kid to key; a kid that changes or is reused for other material makes verifiers use the wrong key, which fails at best and accepts forgeries at worst.",
+'KEY-4': "Key state (staged, active, retired) is state like any other: a restart that loses it un-rotates the issuer.",
+'MIG-1': "Deploys migrate schemas while tokens are in flight; a migration that re-derives ids or drops rows silently invalidates or re-attributes them.",
+'MIG-2': "Rollbacks happen under pressure, after a bad deploy; a rollback that loses what was issued since makes a bad deploy worse.",
+'MIG-3': "A migration that changes how subjects are derived splits every principal into before and after.",
+'RFR-5': "A restart must not cut a refresh chain or start a new family: reuse detection depends on the family surviving.",
+'ROL-1': "The public id is how operators, dashboards and audit logs refer to a key; a roll that changes it breaks every reference.",
+'ROL-2': "A roll needs overlap so that deployments can switch to the new secret, and it must end, or the old secret was never retired.",
 'RST-1': "A restart (deploy, crash, autoscaling) is routine; every token issued before it must keep working until it expires or is revoked.",
 'RST-2': "Caches, audit trails and downstream authorization key on identity references; a restart that re-derives a sub or a jti silently splits one principal into two.",
 'RST-3': "Verifiers cache the JWKS (Cache-Control max-age); a restart that changes it invalidates every token in flight and every cached key.",
@@ -32,7 +47,7 @@ rationale = {
 'RST-5': "Sessions outlive processes: a refresh token must keep working across a restart and must keep naming the same principal and grant.",
 'RST-6': "An issuer that answers before it has durably recorded a token loses it on a crash; the client holds a token the issuer no longer knows. keel kills the process (SIGKILL for the reference issuer; the target's kill hook otherwise) immediately after issuance.",
 }
-fam = {'FMT': 'Token format and checksum', 'IDN': 'Identity present and readable', 'INT': 'Introspection and revocation',
+fam = {'CLK': 'Clock', 'IDM': 'Deterministic issuance', 'KEY': 'Signing-key rotation', 'MIG': 'Migrations and rollback', 'ROL': 'Secret roll of API keys', 'FMT': 'Token format and checksum', 'IDN': 'Identity present and readable', 'INT': 'Introspection and revocation',
        'NEG': 'Tampered tokens rejected', 'RFR': 'Refresh-token rotation', 'RST': 'Restart'}
 scen = {}
 for f in sorted(glob.glob(str(root / 'features/*.feature'))):

@@ -180,6 +180,21 @@ impl IssuerClient {
         self.send("GET", url, self.http.get(url)).await
     }
 
+    /// A bodyless call (`POST`, `GET`, ...) with an optional bearer token, for hooks.
+    pub async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        bearer: Option<&str>,
+    ) -> Result<Reply, HttpError> {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut req = self.http.request(m, url);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        self.send("CALL", url, req).await
+    }
+
     /// POST a form to `url`, with client authentication and extra headers.
     pub async fn post_form(
         &self,

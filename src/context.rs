@@ -37,6 +37,16 @@ pub struct Context {
     pub access_format: Option<AccessTokenFormat>,
     /// Declared refresh-token format.
     pub refresh_format: Option<TokenFormat>,
+    /// A second client, for requirements that compare two principals.
+    pub second_creds: Option<Creds>,
+    /// Declared access-token lifetime.
+    pub access_lifetime: Option<std::time::Duration>,
+    /// Allowed distance between `iat` and the response's `Date`.
+    pub clock_skew: std::time::Duration,
+    /// Whether `Idempotency-Key` is honoured on client credentials.
+    pub idempotency: bool,
+    /// The API-key resource and its format.
+    pub api_keys: Option<(crate::target::ApiKeys, Option<TokenFormat>)>,
     /// Declared refresh policy.
     pub refresh_policy: Option<crate::target::RefreshPolicy>,
     /// How user tokens are obtained.
@@ -51,6 +61,8 @@ pub struct Context {
     pub progress: bool,
     /// Total selected scenarios, for progress.
     pub total: usize,
+    /// How to start more reference issuers (reference runs only).
+    pub reference_spawn: Option<crate::run::ReferenceSpawn>,
 }
 
 impl Context {

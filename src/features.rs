@@ -27,12 +27,32 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../features/tampering.feature"),
     ),
     (
+        "features/clock.feature",
+        include_str!("../features/clock.feature"),
+    ),
+    (
+        "features/idempotency.feature",
+        include_str!("../features/idempotency.feature"),
+    ),
+    (
+        "features/apikeys.feature",
+        include_str!("../features/apikeys.feature"),
+    ),
+    (
         "features/refresh.feature",
         include_str!("../features/refresh.feature"),
     ),
     (
         "features/restart.feature",
         include_str!("../features/restart.feature"),
+    ),
+    (
+        "features/keys.feature",
+        include_str!("../features/keys.feature"),
+    ),
+    (
+        "features/migration.feature",
+        include_str!("../features/migration.feature"),
     ),
 ];
 
@@ -286,6 +306,10 @@ mod tests {
             .unwrap()
             .count(&features);
         assert_eq!(rst, 10);
+        let keys = Selection::new(Some("@area:keys"), &[], &features)
+            .unwrap()
+            .count(&features);
+        assert_eq!(keys, 4);
         let one = Selection::new(None, &["rst-1".into()], &features)
             .unwrap()
             .count(&features);

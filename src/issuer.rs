@@ -19,6 +19,8 @@ pub enum TokenKind {
     Access,
     /// A refresh token.
     Refresh,
+    /// An API key.
+    ApiKey,
 }
 
 /// A live token. Never printed: use [`Held::fingerprint`].
@@ -49,6 +51,8 @@ pub struct Issued {
     pub refresh: Option<Held>,
     /// `expires_in`, if present.
     pub expires_in: Option<i64>,
+    /// The response's `Date` header.
+    pub date: Option<String>,
 }
 
 fn hold(ctx: &Context, kind: TokenKind, value: &str, scope: Option<String>) -> Held {
@@ -69,7 +73,8 @@ pub async fn token_request(
     post_authenticated(ctx, creds, &ctx.endpoints.token, form).await
 }
 
-async fn post_authenticated(
+/// A form POST with the client's authentication, to any issuer URL.
+pub async fn post_authenticated(
     ctx: &Context,
     creds: &Creds,
     url: &str,
@@ -132,6 +137,7 @@ pub fn parse_token_response(ctx: &Context, reply: &Reply, what: &str) -> Result<
         access: hold(ctx, TokenKind::Access, &access, scope),
         refresh,
         expires_in,
+        date: reply.header("date").map(str::to_owned),
     })
 }
 
@@ -166,12 +172,72 @@ pub fn oauth_error_code(reply: &Reply) -> Option<String> {
 
 /// Client-credentials grant.
 pub async fn client_credentials(ctx: &Context) -> Result<Issued, Problem> {
+    client_credentials_as(ctx, &ctx.creds, None, None).await
+}
+
+/// Client-credentials grant for `creds`, optionally with a scope and an `Idempotency-Key`;
+/// returns the raw reply when `raw` callers need the status.
+pub async fn client_credentials_reply(
+    ctx: &Context,
+    creds: &Creds,
+    scope: Option<&str>,
+    idempotency_key: Option<&str>,
+) -> Result<Reply, Problem> {
     let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(s) = &ctx.creds.scope {
+    if let Some(s) = scope.or(creds.scope.as_deref()) {
         form.push(("scope", s));
     }
-    let reply = token_request(ctx, &ctx.creds, &form).await?;
+    let mut body: Vec<(&str, &str)> = form.clone();
+    let auth = match creds.method {
+        AuthMethod::ClientSecretBasic => Auth::Basic(&creds.id, creds.secret.expose()),
+        AuthMethod::ClientSecretPost => {
+            body.push(("client_id", &creds.id));
+            body.push(("client_secret", creds.secret.expose()));
+            Auth::None
+        }
+    };
+    let headers: Vec<(&str, &str)> = idempotency_key
+        .map(|k| ("idempotency-key", k))
+        .into_iter()
+        .collect();
+    Ok(ctx
+        .client
+        .post_form(&ctx.endpoints.token, &body, auth, &headers)
+        .await?)
+}
+
+/// Client-credentials grant for `creds` (see [`client_credentials_reply`]).
+pub async fn client_credentials_as(
+    ctx: &Context,
+    creds: &Creds,
+    scope: Option<&str>,
+    idempotency_key: Option<&str>,
+) -> Result<Issued, Problem> {
+    let reply = client_credentials_reply(ctx, creds, scope, idempotency_key).await?;
     parse_token_response(ctx, &reply, "client-credentials grant")
+}
+
+/// Validates an API key at the target's validation URL; the answer object.
+pub async fn validate_api_key(ctx: &Context, key: &str) -> Result<Map<String, Value>, Problem> {
+    let Some((api, _)) = &ctx.api_keys else {
+        return Err(not_applicable("the target declares no [api_keys] resource"));
+    };
+    let reply = post_authenticated(ctx, &ctx.creds, &api.validate, &[("api_key", key)]).await?;
+    if reply.status != 200 {
+        return Err(error(format!(
+            "API-key validation: {}{}",
+            reply.describe(),
+            oauth_error(&reply)
+        )));
+    }
+    reply
+        .json_object()
+        .map_err(|e| error(format!("API-key validation: {e}")))
+}
+
+/// Holds an API key.
+pub fn hold_api_key(ctx: &Context, key: &str) -> Held {
+    hold(ctx, TokenKind::ApiKey, key, None)
 }
 
 /// Authorization-code grant with PKCE against an issuer that approves the test user itself.

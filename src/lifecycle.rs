@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::IssuerClient;
 use crate::reference::ReferenceIssuer;
-use crate::target::{Hook, Proof};
+use crate::target::{Hook, Hooks, Proof, Secret};
 use crate::verdict::{Problem, error, not_applicable};
 
 /// How the issuer is brought down.
@@ -41,14 +41,12 @@ pub struct EventProof {
 
 /// Who performs lifecycle events.
 pub enum Lifecycle {
-    /// keel's own child process.
-    Reference(Arc<ReferenceIssuer>),
+    /// keel's own child process; the admin token authorizes its key-rotation endpoints.
+    Reference(Arc<ReferenceIssuer>, Secret),
     /// A target's hooks.
     Hooks {
-        /// `[hooks.restart]`.
-        restart: Option<Hook>,
-        /// `[hooks.kill]`.
-        kill: Option<Hook>,
+        /// `[hooks]`.
+        hooks: Box<Hooks>,
         /// `[proof]`.
         proof: Proof,
         /// What readiness polling GETs.
@@ -56,17 +54,51 @@ pub enum Lifecycle {
     },
 }
 
+/// A signing-key event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyEvent {
+    /// Publish the next key.
+    Stage,
+    /// Sign with the staged key.
+    Activate,
+    /// Both at once.
+    Rotate,
+}
+
+impl KeyEvent {
+    fn name(self) -> &'static str {
+        match self {
+            KeyEvent::Stage => "stage_signing_key",
+            KeyEvent::Activate => "activate_signing_key",
+            KeyEvent::Rotate => "rotate_signing_key",
+        }
+    }
+}
+
+/// A schema event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaEvent {
+    /// One version up.
+    Migrate,
+    /// One version down.
+    Rollback,
+}
+
 impl Lifecycle {
     /// Whether this lifecycle can perform `kind` at all.
     pub fn supports(&self, kind: RestartKind) -> Result<(), Problem> {
         match (self, kind) {
-            (Lifecycle::Reference(_), _) => Ok(()),
-            (Lifecycle::Hooks { restart: None, .. }, RestartKind::Graceful) => Err(not_applicable(
-                "the target declares no [hooks.restart], so restarts cannot be triggered",
-            )),
-            (Lifecycle::Hooks { kill: None, .. }, RestartKind::Kill) => Err(not_applicable(
-                "the target declares no [hooks.kill], so a hard kill cannot be triggered",
-            )),
+            (Lifecycle::Reference(..), _) => Ok(()),
+            (Lifecycle::Hooks { hooks, .. }, RestartKind::Graceful) if hooks.restart.is_none() => {
+                Err(not_applicable(
+                    "the target declares no [hooks.restart], so restarts cannot be triggered",
+                ))
+            }
+            (Lifecycle::Hooks { hooks, .. }, RestartKind::Kill) if hooks.kill.is_none() => {
+                Err(not_applicable(
+                    "the target declares no [hooks.kill], so a hard kill cannot be triggered",
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -83,7 +115,7 @@ impl Lifecycle {
             RestartKind::Kill => "kill",
         };
         match self {
-            Lifecycle::Reference(issuer) => {
+            Lifecycle::Reference(issuer, _) => {
                 let health = format!("{}/health", issuer.base_url());
                 let before = boot_id(client, &health, "/boot_id").await?;
                 let how = issuer
@@ -95,14 +127,13 @@ impl Lifecycle {
                 prove_by_boot_id(event, how, before, after, &health)
             }
             Lifecycle::Hooks {
-                restart,
-                kill,
+                hooks,
                 proof,
                 ready_url,
             } => {
                 let hook = match kind {
-                    RestartKind::Graceful => restart.as_ref(),
-                    RestartKind::Kill => kill.as_ref(),
+                    RestartKind::Graceful => hooks.restart.as_ref(),
+                    RestartKind::Kill => hooks.kill.as_ref(),
                 };
                 let Some(hook) = hook else {
                     return Err(error("unreachable: hook checked above"));
@@ -113,7 +144,7 @@ impl Lifecycle {
                 };
                 let downtime = run_hook(event, hook, client, ready_url).await?;
                 wait_ready(client, ready_url, hook.ready_timeout).await?;
-                let how = format!("hook `{}`", hook.run);
+                let how = hook.describe();
                 match (&proof.boot_id_url, before) {
                     (Some(u), Some(before)) => {
                         let after = boot_id(client, u, &proof.boot_id_pointer).await?;
@@ -212,16 +243,21 @@ pub async fn wait_ready(
     }
 }
 
-/// Runs a hook command while polling `ready_url`; returns the downtime observed, if any.
+/// Runs a hook (command or HTTP call) while polling `ready_url`; returns the downtime
+/// observed, if any.
 async fn run_hook(
     event: &str,
     hook: &Hook,
     client: &IssuerClient,
     ready_url: &str,
 ) -> Result<Option<Duration>, Problem> {
+    let Some(cmd_text) = &hook.run else {
+        call_http_hook(event, hook, client).await?;
+        return Ok(None);
+    };
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
-        .arg(&hook.run)
+        .arg(cmd_text)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let output = tokio::time::timeout(hook.timeout, cmd.output());
@@ -254,11 +290,11 @@ async fn run_hook(
     let downtime = (longest.get() > Duration::ZERO).then(|| longest.get());
     let out = out.map_err(|_| {
         error(format!(
-            "{event} hook `{}` did not finish within {:?}",
-            hook.run, hook.timeout
+            "{event} hook `{cmd_text}` did not finish within {:?} (set timeout under the hook to allow longer)",
+            hook.timeout
         ))
     })?;
-    let out = out.map_err(|e| error(format!("{event} hook `{}` could not run: {e}", hook.run)))?;
+    let out = out.map_err(|e| error(format!("{event} hook `{cmd_text}` could not run: {e}")))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: String = stderr
@@ -270,13 +306,169 @@ async fn run_hook(
             .rev()
             .collect();
         return Err(error(format!(
-            "{event} hook `{}` failed ({}): {}",
-            hook.run,
+            "{event} hook `{cmd_text}` failed ({}): {}",
             out.status,
             tail.trim()
         )));
     }
     Ok(downtime)
+}
+
+/// Calls an HTTP hook; any 2xx is success.
+async fn call_http_hook(event: &str, hook: &Hook, client: &IssuerClient) -> Result<(), Problem> {
+    let Some(h) = &hook.http else {
+        return Err(error(format!("{event} hook has neither run nor http")));
+    };
+    let bearer = match &h.bearer_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            error(format!(
+                "{event} hook: environment variable {var} (its bearer token) is not set"
+            ))
+        })?),
+        None => None,
+    };
+    let reply = client
+        .call(&h.method, &h.url, bearer.as_deref())
+        .await
+        .map_err(|e| error(format!("{event} hook: {e}")))?;
+    if (200..300).contains(&reply.status) {
+        Ok(())
+    } else {
+        Err(error(format!("{event} hook failed: {}", reply.describe())))
+    }
+}
+
+impl Lifecycle {
+    /// Whether a key event can be triggered; a target with only a one-step hook cannot stage.
+    pub fn key_hooks(&self) -> (bool, bool) {
+        match self {
+            Lifecycle::Reference(..) => (true, true),
+            Lifecycle::Hooks { hooks, .. } => (
+                hooks.stage_signing_key.is_some() && hooks.activate_signing_key.is_some(),
+                hooks.rotate_signing_key.is_some(),
+            ),
+        }
+    }
+
+    /// Triggers a signing-key event. The steps prove it (through the JWKS and new tokens).
+    pub async fn key_event(
+        &self,
+        client: &IssuerClient,
+        event: KeyEvent,
+    ) -> Result<String, Problem> {
+        match self {
+            Lifecycle::Reference(issuer, admin) => {
+                let path = match event {
+                    KeyEvent::Stage => "stage",
+                    KeyEvent::Activate => "activate",
+                    KeyEvent::Rotate => "rotate",
+                };
+                let url = format!("{}/admin/keys/{path}", issuer.base_url());
+                let reply = client
+                    .call("POST", &url, Some(admin.expose()))
+                    .await
+                    .map_err(|e| error(format!("{} not applied: {e}", event.name())))?;
+                if !(200..300).contains(&reply.status) {
+                    return Err(error(format!(
+                        "{} not applied: {}",
+                        event.name(),
+                        reply.describe()
+                    )));
+                }
+                Ok(format!("POST /admin/keys/{path}"))
+            }
+            Lifecycle::Hooks {
+                hooks, ready_url, ..
+            } => {
+                let hook = match event {
+                    KeyEvent::Stage => hooks.stage_signing_key.as_ref(),
+                    KeyEvent::Activate => hooks.activate_signing_key.as_ref(),
+                    KeyEvent::Rotate => hooks.rotate_signing_key.as_ref(),
+                };
+                let Some(hook) = hook else {
+                    return Err(not_applicable(format!(
+                        "the target declares no [hooks.{}]",
+                        event.name()
+                    )));
+                };
+                run_hook(event.name(), hook, client, ready_url).await?;
+                wait_ready(client, ready_url, hook.ready_timeout).await?;
+                Ok(hook.describe())
+            }
+        }
+    }
+
+    /// Migrates or rolls back the schema and proves it by the schema version.
+    pub async fn schema_event(
+        &self,
+        client: &IssuerClient,
+        event: SchemaEvent,
+    ) -> Result<EventProof, Problem> {
+        let name = match event {
+            SchemaEvent::Migrate => "migrate",
+            SchemaEvent::Rollback => "rollback",
+        };
+        match self {
+            Lifecycle::Reference(issuer, _) => {
+                let health = format!("{}/health", issuer.base_url());
+                let before = boot_id(client, &health, "/schema_version").await?;
+                let how = issuer
+                    .offline(name)
+                    .await
+                    .map_err(|e| error(format!("{name} not applied: {e}")))?;
+                wait_ready(client, &health, Duration::from_secs(10)).await?;
+                let after = boot_id(client, &health, "/schema_version").await?;
+                prove_schema(name, how, before, after, &health)
+            }
+            Lifecycle::Hooks {
+                hooks,
+                proof,
+                ready_url,
+            } => {
+                let hook = match event {
+                    SchemaEvent::Migrate => hooks.migrate.as_ref(),
+                    SchemaEvent::Rollback => hooks.rollback.as_ref(),
+                };
+                let Some(hook) = hook else {
+                    return Err(not_applicable(format!(
+                        "the target declares no [hooks.{name}]"
+                    )));
+                };
+                let Some(url) = &proof.schema_version_url else {
+                    return Err(error(format!(
+                        "{name} cannot be proven: declare [proof] schema_version_url (a URL reporting the schema version)"
+                    )));
+                };
+                let before = boot_id(client, url, &proof.schema_version_pointer).await?;
+                run_hook(name, hook, client, ready_url).await?;
+                wait_ready(client, ready_url, hook.ready_timeout).await?;
+                let after = boot_id(client, url, &proof.schema_version_pointer).await?;
+                prove_schema(name, hook.describe(), before, after, url)
+            }
+        }
+    }
+}
+
+fn prove_schema(
+    name: &'static str,
+    how: String,
+    before: String,
+    after: String,
+    url: &str,
+) -> Result<EventProof, Problem> {
+    if before == after {
+        return Err(error(format!(
+            "{name} not applied: the schema version at {url} is still {before} ({how})"
+        )));
+    }
+    Ok(EventProof {
+        event: name,
+        how,
+        proof: format!("schema version at {url} changed from {before} to {after}"),
+        boot_id_before: Some(before),
+        boot_id_after: Some(after),
+        downtime_ms: None,
+    })
 }
 
 /// The poll loop never ends on its own; `select!` needs a value of the right type.

@@ -45,6 +45,13 @@ enum Command {
         #[arg(long)]
         fault: Option<String>,
     },
+    /// Migrate the reference issuer's database up (default: to the latest schema version).
+    ///
+    /// Refused while an issuer serves the directory; serving never migrates an existing
+    /// database. Prints `schema version FROM -> TO`.
+    MigrateReference(SchemaArgs),
+    /// Roll the reference issuer's database back (default: one version down, never below 2).
+    RollbackReference(SchemaArgs),
     /// List the reference issuer's fault modes: name, a tab, the requirements each breaks.
     Faults,
     /// List the scenarios (built-in and --features) with their requirement ids and tags.
@@ -53,6 +60,19 @@ enum Command {
         #[arg(long = "features", value_name = "DIR")]
         features: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct SchemaArgs {
+    /// The reference issuer's data directory.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Target schema version.
+    #[arg(long)]
+    to: Option<i64>,
+    /// Fault mode (`migration-renumbers-ids` and `rollback-loses-tokens` act here).
+    #[arg(long)]
+    fault: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -152,6 +172,8 @@ fn main() -> ExitCode {
                 data_dir,
                 fault,
             } => serve(listen, data_dir, fault).await,
+            Command::MigrateReference(a) => schema(a, true).await,
+            Command::RollbackReference(a) => schema(a, false).await,
             Command::Faults => {
                 for f in keel_reference::Fault::ALL {
                     keel::say!("{}\t{}", f.name(), f.breaks().join(","));
@@ -215,6 +237,32 @@ async fn serve(listen: SocketAddr, data_dir: PathBuf, fault: Option<String>) -> 
         Err(e) => {
             eprintln!("keel: error: the reference issuer stopped: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+async fn schema(a: SchemaArgs, up: bool) -> ExitCode {
+    let fault = match a.fault.as_deref().map(keel_reference::Fault::from_str) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            eprintln!("keel: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = if up {
+        keel_reference::migrate(&a.data_dir, a.to, fault).await
+    } else {
+        keel_reference::rollback(&a.data_dir, a.to, fault).await
+    };
+    match result {
+        Ok((from, to)) => {
+            keel::say!("schema version {from} -> {to}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("keel: error: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

@@ -21,7 +21,8 @@ pub struct Normalizer {
 fn category(key: &str) -> Option<&'static str> {
     let last = key.rsplit('.').next().unwrap_or(key);
     Some(match last {
-        "kid" | "kids" => "kid",
+        k if k.starts_with("kid") => "kid",
+        "id" => "jti",
         "sub" => "sub",
         "jti" | "public_id" => "jti",
         "family_id" => "family",
@@ -95,7 +96,18 @@ impl Normalizer {
                 }
                 Value::Object(out)
             }
-            Value::Array(a) => Value::Array(a.iter().map(|x| self.walk(key, x)).collect()),
+            Value::Array(a) => {
+                let mut items: Vec<Value> = a.iter().map(|x| self.walk(key, x)).collect();
+                // An array of placeholders is a set (the order of a JWKS, say, means nothing):
+                // sort it so that the snapshot does not depend on it.
+                if items
+                    .iter()
+                    .all(|v| v.as_str().is_some_and(|s| s.starts_with('[')))
+                {
+                    items.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
+                }
+                Value::Array(items)
+            }
             Value::Number(_) if key.is_some_and(is_time_key) => Value::String("[ts]".into()),
             Value::String(s) if key.is_some_and(is_time_key) => {
                 Value::String(format!("[ts:{}]", kind_of(s)))

@@ -66,6 +66,11 @@ pub enum ReferenceError {
     },
 }
 
+/// The access-token lifetime keel configures, in seconds.
+pub const ACCESS_LIFETIME: u64 = 600;
+/// The API-key grace period keel configures, in seconds (short: ROL-2 waits it out).
+pub const API_KEY_GRACE: u64 = 2;
+
 /// Credentials of one client configured in the reference issuer.
 #[derive(Clone)]
 pub struct ReferenceClient {
@@ -79,6 +84,8 @@ pub struct ReferenceClient {
 pub struct ReferenceConfig {
     /// `keel-ci` and `keel-ci-2`.
     pub clients: Vec<ReferenceClient>,
+    /// Bearer token of the admin endpoints (key rotation).
+    pub admin_token: crate::target::Secret,
     /// The test users.
     pub users: Vec<String>,
 }
@@ -105,8 +112,10 @@ pub fn write_config(data_dir: &Path) -> Result<ReferenceConfig, ReferenceError> 
         },
     ];
     let users = vec!["alice".to_owned(), "bob".to_owned()];
-    let mut text = String::from(
-        "# Written by keel for this run.\naudience = \"keel-reference-api\"\naccess_token_lifetime = 600\nrefresh_token_lifetime = 86400\n",
+    let admin_token = crate::target::Secret::new(secret());
+    let mut text = format!(
+        "# Written by keel for this run.\naudience = \"keel-reference-api\"\naccess_token_lifetime = {ACCESS_LIFETIME}\nrefresh_token_lifetime = 86400\nadmin_token = \"{}\"\nkey_overlap_seconds = {ACCESS_LIFETIME}\napi_key_grace_seconds = {API_KEY_GRACE}\n",
+        admin_token.expose()
     );
     for c in &clients {
         text.push_str(&format!(
@@ -124,7 +133,11 @@ pub fn write_config(data_dir: &Path) -> Result<ReferenceConfig, ReferenceError> 
             cause: e.to_string(),
         }
     })?;
-    Ok(ReferenceConfig { clients, users })
+    Ok(ReferenceConfig {
+        clients,
+        admin_token,
+        users,
+    })
 }
 
 /// A running reference issuer.
@@ -200,6 +213,49 @@ impl ReferenceIssuer {
             new_pid.map_or("?".into(), |p| p.to_string()),
             took.as_millis()
         ))
+    }
+}
+
+impl ReferenceIssuer {
+    /// Stops the issuer gracefully, runs `keel migrate-reference` or `keel rollback-reference`
+    /// on its data directory (with its fault mode), and starts it again.
+    pub async fn offline(&self, what: &str) -> Result<String, ReferenceError> {
+        let mut guard = self.child.lock().await;
+        if let Some(mut child) = guard.take() {
+            stop_child(&mut child, false).await?;
+        }
+        let sub = format!("{what}-reference");
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(&sub).arg("--data-dir").arg(&self.data_dir);
+        if let Some(f) = &self.fault {
+            cmd.arg("--fault").arg(f);
+        }
+        let out = cmd.output().await.map_err(|e| ReferenceError::Spawn {
+            bin: self.bin.display().to_string(),
+            cause: e.to_string(),
+        });
+        // Start again whatever happened, so that a failed migration leaves a running issuer.
+        let (child, url, _) = spawn(&self.bin, &self.data_dir, self.fault.as_deref()).await?;
+        *guard = Some(child);
+        if url != self.base_url {
+            return Err(ReferenceError::Moved {
+                before: self.base_url.clone(),
+                after: url,
+            });
+        }
+        let out = out?;
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.status.success() {
+            return Err(ReferenceError::Spawn {
+                bin: format!("{} {sub}", self.bin.display()),
+                cause: format!(
+                    "{}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        Ok(format!("`keel {sub}`: {stdout}"))
     }
 }
 

@@ -170,7 +170,13 @@ async fn run_inner(opts: RunOptions) -> Result<RunReport, StartError> {
         .before(|f, r, s, w| {
             w.serial = features::all_tags(f, r, s).any(|t| t == "serial");
             w.started = Some(Instant::now());
-            async {}.boxed_local()
+            let isolated = features::all_tags(f, r, s).any(|t| t == "isolated");
+            async move {
+                if isolated {
+                    isolate(w).await;
+                }
+            }
+            .boxed_local()
         })
         .after(|f, r, s, ev, w| {
             record(f, r, s, ev, w);
@@ -247,6 +253,102 @@ async fn run_inner(opts: RunOptions) -> Result<RunReport, StartError> {
     Ok(report)
 }
 
+/// How to start another reference issuer (for `@isolated` scenarios).
+#[derive(Clone, Debug)]
+pub struct ReferenceSpawn {
+    /// The binary serving `serve-reference`.
+    pub bin: PathBuf,
+    /// Its fault mode.
+    pub fault: Option<String>,
+}
+
+/// An issuer of one's own, for one scenario; dropping it stops the issuer and removes its data.
+pub struct IsolatedIssuer {
+    /// The issuer.
+    pub issuer: Arc<ReferenceIssuer>,
+    /// Its data directory.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a reference issuer with a fresh data directory and builds the context that tests it.
+pub async fn reference_context(
+    spawn: &ReferenceSpawn,
+    fingerprint_key: [u8; 32],
+) -> Result<(Context, Arc<ReferenceIssuer>, tempfile::TempDir), StartError> {
+    let dir = tempfile::Builder::new()
+        .prefix("keel-reference-")
+        .tempdir()
+        .map_err(|e| StartError::Io(format!("cannot create a data directory: {e}")))?;
+    let config = reference::write_config(dir.path())?;
+    let issuer =
+        Arc::new(ReferenceIssuer::start(&spawn.bin, dir.path(), spawn.fault.as_deref()).await?);
+    let client = IssuerClient::new(
+        crate::client::DEFAULT_TIMEOUT,
+        crate::client::DEFAULT_MAX_BODY,
+    )
+    .map_err(|e| StartError::Io(e.to_string()))?;
+    let endpoints = discovery::discover(&client, issuer.base_url(), &Default::default()).await?;
+    let main = &config.clients[0];
+    let base = issuer.base_url().to_owned();
+    let ctx = Context {
+        client,
+        endpoints,
+        creds: Creds {
+            id: main.id.clone(),
+            secret: main.secret.clone(),
+            method: AuthMethod::ClientSecretBasic,
+            scope: None,
+        },
+        access_format: Some(AccessTokenFormat::Jwt),
+        refresh_format: Some(TokenFormat::Prefixed(PrefixedFormat {
+            prefix: keel_reference::REFRESH_PREFIX.to_owned(),
+            public_id_length: 16,
+            secret_length: Some(32),
+            checksum: ChecksumScheme::Crc32Base62,
+        })),
+        refresh_policy: Some(crate::target::RefreshPolicy::Rotate),
+        second_creds: config.clients.get(1).map(|c| Creds {
+            id: c.id.clone(),
+            secret: c.secret.clone(),
+            method: AuthMethod::ClientSecretPost,
+            scope: None,
+        }),
+        access_lifetime: Some(std::time::Duration::from_secs(reference::ACCESS_LIFETIME)),
+        clock_skew: DEFAULT_SKEW,
+        idempotency: true,
+        api_keys: Some((
+            crate::target::ApiKeys {
+                issue: format!("{base}/api-keys"),
+                validate: format!("{base}/api-keys/validate"),
+                roll: format!("{base}/api-keys/{{id}}/roll"),
+                grace: std::time::Duration::from_secs(reference::API_KEY_GRACE),
+            },
+            Some(TokenFormat::Prefixed(PrefixedFormat {
+                prefix: "kak_".to_owned(),
+                public_id_length: 16,
+                secret_length: Some(32),
+                checksum: ChecksumScheme::Crc32Base62,
+            })),
+        )),
+        user_tokens: Some(UserTokens {
+            method: UserTokenMethod::AuthorizationCode,
+            redirect_uri: "http://127.0.0.1/callback".into(),
+            login_hint: config.users.first().cloned(),
+            scope: Some("read".into()),
+        }),
+        lifecycle: Lifecycle::Reference(issuer.clone(), config.admin_token.clone()),
+        fingerprint_key,
+        results: Default::default(),
+        progress: false,
+        total: 0,
+        reference_spawn: None,
+    };
+    Ok((ctx, issuer, dir))
+}
+
+/// Default allowed distance between `iat` and the `Date` header.
+const DEFAULT_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn file_rank(file: &str) -> usize {
     features::BUILTIN
         .iter()
@@ -279,8 +381,7 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 .or_else(|| endpoints.jwks.clone())
                 .unwrap_or_else(|| endpoints.token.clone());
             let lifecycle = Lifecycle::Hooks {
-                restart: f.hooks.restart.clone(),
-                kill: f.hooks.kill.clone(),
+                hooks: Box::new(f.hooks.clone()),
                 proof: f.proof.clone(),
                 ready_url,
             };
@@ -296,12 +397,29 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 access_format: f.capabilities.access_token,
                 refresh_format: f.capabilities.refresh_token.clone(),
                 refresh_policy: f.capabilities.refresh_policy,
+                second_creds: match (&f.second_client, &loaded.second_secret) {
+                    (Some(c), Some(secret)) => Some(Creds {
+                        id: c.id.clone(),
+                        secret: secret.clone(),
+                        method: c.auth_method,
+                        scope: c.scope.clone(),
+                    }),
+                    _ => None,
+                },
+                access_lifetime: f.capabilities.access_token_lifetime,
+                clock_skew: f.capabilities.clock_skew.unwrap_or(DEFAULT_SKEW),
+                idempotency: f.capabilities.idempotency,
+                api_keys: f
+                    .api_keys
+                    .clone()
+                    .map(|a| (a, f.capabilities.api_key.clone())),
                 user_tokens: f.user_tokens.clone(),
                 lifecycle,
                 fingerprint_key,
                 results: Default::default(),
                 progress: opts.progress,
                 total,
+                reference_spawn: None,
             };
             if opts.progress {
                 crate::say!(
@@ -332,51 +450,14 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 None => std::env::current_exe()
                     .map_err(|e| StartError::Io(format!("cannot find keel's own binary: {e}")))?,
             };
-            let dir = tempfile::Builder::new()
-                .prefix("keel-reference-")
-                .tempdir()
-                .map_err(|e| StartError::Io(format!("cannot create a data directory: {e}")))?;
-            let config = reference::write_config(dir.path())?;
-            let issuer = Arc::new(
-                ReferenceIssuer::start(&bin, dir.path(), opts.reference_fault.as_deref()).await?,
-            );
-            let client = IssuerClient::new(
-                crate::client::DEFAULT_TIMEOUT,
-                crate::client::DEFAULT_MAX_BODY,
-            )
-            .map_err(|e| StartError::Io(e.to_string()))?;
-            let endpoints =
-                discovery::discover(&client, issuer.base_url(), &Default::default()).await?;
-            let main = &config.clients[0];
-            let ctx = Context {
-                client,
-                endpoints,
-                creds: Creds {
-                    id: main.id.clone(),
-                    secret: main.secret.clone(),
-                    method: AuthMethod::ClientSecretBasic,
-                    scope: None,
-                },
-                access_format: Some(AccessTokenFormat::Jwt),
-                refresh_format: Some(TokenFormat::Prefixed(PrefixedFormat {
-                    prefix: keel_reference::REFRESH_PREFIX.to_owned(),
-                    public_id_length: 16,
-                    secret_length: Some(32),
-                    checksum: ChecksumScheme::Crc32Base62,
-                })),
-                refresh_policy: Some(crate::target::RefreshPolicy::Rotate),
-                user_tokens: Some(UserTokens {
-                    method: UserTokenMethod::AuthorizationCode,
-                    redirect_uri: "http://127.0.0.1/callback".into(),
-                    login_hint: config.users.first().cloned(),
-                    scope: Some("read".into()),
-                }),
-                lifecycle: Lifecycle::Reference(issuer.clone()),
-                fingerprint_key,
-                results: Default::default(),
-                progress: opts.progress,
-                total,
+            let spawn = ReferenceSpawn {
+                bin,
+                fault: opts.reference_fault.clone(),
             };
+            let (mut ctx, issuer, dir) = reference_context(&spawn, fingerprint_key).await?;
+            ctx.progress = opts.progress;
+            ctx.total = total;
+            ctx.reference_spawn = Some(spawn);
             let label = match &opts.reference_fault {
                 Some(f) => format!("bundled reference issuer (fault: {f})"),
                 None => "bundled reference issuer".to_owned(),
@@ -395,6 +476,27 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 reference: Some(issuer),
                 data_dir: Some(dir),
             })
+        }
+    }
+}
+
+/// Gives an `@isolated` scenario a reference issuer of its own (against a target, the scenario
+/// shares the target and relies on `@serial`). A failure to start one is recorded in the world
+/// and reported as the scenario's error.
+async fn isolate(w: &mut KeelWorld) {
+    let Some(global) = context::current() else {
+        return;
+    };
+    let Some(spawn) = global.reference_spawn.clone() else {
+        return;
+    };
+    match reference_context(&spawn, global.fingerprint_key).await {
+        Ok((ctx, issuer, dir)) => {
+            w.set_ctx(Arc::new(ctx));
+            w.isolated = Some(IsolatedIssuer { issuer, dir });
+        }
+        Err(e) => {
+            w.setup_error = Some(format!("could not start an isolated reference issuer: {e}"))
         }
     }
 }
@@ -427,6 +529,16 @@ fn record(
         && requirements.iter().all(|r| {
             crate::spec::find(r).is_some_and(|q| q.strength == crate::spec::Strength::Should)
         });
+    let problem = match (&world, problem) {
+        (Some(w), _) if w.setup_error.is_some() => {
+            Some(Problem::Error(w.setup_error.clone().unwrap_or_default()))
+        }
+        (_, p) => p,
+    };
+    let redactor = world
+        .as_ref()
+        .and_then(|w| w.ctx().ok())
+        .unwrap_or_else(|| ctx.clone());
     let (warnings, proofs, ledger, duration_ms) = match &world {
         Some(w) => (
             w.warnings.clone(),
@@ -467,8 +579,8 @@ fn record(
         })
         .unwrap_or_default();
     let refs: Vec<&str> = held.iter().map(String::as_str).collect();
-    let message = message.map(|m| ctx.redact(&m, &refs));
-    let warnings: Vec<String> = warnings.iter().map(|m| ctx.redact(m, &refs)).collect();
+    let message = message.map(|m| redactor.redact(&m, &refs));
+    let warnings: Vec<String> = warnings.iter().map(|m| redactor.redact(m, &refs)).collect();
     let rec = ScenarioRecord {
         feature: feature.name.clone(),
         file: feature

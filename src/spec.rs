@@ -55,6 +55,12 @@ use Strength::{Must, Should};
 /// Every requirement keel checks, in catalogue order.
 pub const REQUIREMENTS: &[Requirement] = &[
     req(
+        "CLK-1",
+        Must,
+        "iat is within the declared skew of the response's Date header, nbf is not after iat, and exp - iat is the declared lifetime",
+        "RFC 7519 §4.1.4-4.1.6; RFC 9110 §6.6.1",
+    ),
+    req(
         "FMT-1",
         Must,
         "Prefixed tokens carry the declared prefix and segment shape",
@@ -91,6 +97,30 @@ pub const REQUIREMENTS: &[Requirement] = &[
         "RFC 7662 §2.2",
     ),
     req(
+        "IDM-1",
+        Must,
+        "The same Idempotency-Key with the same request gives the same token identity (the same token, or an earlier one that stays valid)",
+        "IETF httpapi idempotency-key draft §2",
+    ),
+    req(
+        "IDM-2",
+        Must,
+        "The same Idempotency-Key with a different request is refused with 422",
+        "IETF httpapi idempotency-key draft §2.7",
+    ),
+    req(
+        "IDM-3",
+        Must,
+        "The Idempotency-Key guarantee survives a restart",
+        "IETF httpapi idempotency-key draft §2.6",
+    ),
+    req(
+        "IDM-4",
+        Must,
+        "2,000 issuances give 2,000 distinct token ids, and distinct principals never share a sub",
+        "RFC 7519 §4.1.7, §4.1.2",
+    ),
+    req(
         "INT-1",
         Must,
         "An active introspection response has the RFC 7662 shape and member types",
@@ -113,6 +143,48 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Must,
         "Revoking a refresh token also deactivates the access tokens of its grant",
         "RFC 7009 §2.1; RFC 9700 §4.14.2",
+    ),
+    req(
+        "KEY-1",
+        Must,
+        "A staged signing key is published in the JWKS before it signs: between the phases the JWKS holds both keys and new tokens carry the old kid",
+        "RFC 7517 §5; RFC 8414 §2 (jwks_uri caching)",
+    ),
+    req(
+        "KEY-2",
+        Must,
+        "After activation new tokens carry the new kid and the same identity, and tokens signed by the previous key keep verifying and stay active",
+        "RFC 7517 §5; RFC 9068 §4",
+    ),
+    req(
+        "KEY-3",
+        Must,
+        "A kid never changes and is never reused for other key material",
+        "RFC 7517 §4.5; RFC 7638 §1",
+    ),
+    req(
+        "KEY-4",
+        Must,
+        "After a rotation, a restart leaves the JWKS exactly as it was",
+        "RFC 7517 §5",
+    ),
+    req(
+        "MIG-1",
+        Must,
+        "Tokens issued before a schema migration are active after it with identical identity references; refresh tokens still refresh; revoked tokens stay revoked",
+        "RFC 6749 §1.4 (grants outlive deployments)",
+    ),
+    req(
+        "MIG-2",
+        Must,
+        "Tokens issued before a rollback are active after it with identical identity references, and refresh tokens still refresh",
+        "RFC 6749 §1.4",
+    ),
+    req(
+        "MIG-3",
+        Must,
+        "Tokens issued after a migration name the same subject for the same client, with exp after iat and a positive expires_in",
+        "RFC 9068 §2.2; RFC 6749 §5.1",
     ),
     req(
         "NEG-1",
@@ -167,6 +239,24 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Must,
         "Of 20 concurrent refreshes of one refresh token, the outcome matches the declared policy (rotate: exactly one 200, the rest invalid_grant, the family revoked); none answers 5xx",
         "RFC 9700 §4.14.2; RFC 6749 §5.2",
+    ),
+    req(
+        "RFR-5",
+        Must,
+        "A refresh chain continues across a restart: a refresh token from before it refreshes after it, in the same family",
+        "RFC 6749 §6; RFC 9700 §4.14.2",
+    ),
+    req(
+        "ROL-1",
+        Must,
+        "Rolling an API key's secret keeps its public id, and both the old and the new key carry valid checksums",
+        "GitHub token format",
+    ),
+    req(
+        "ROL-2",
+        Must,
+        "After a roll the new secret works at once, the previous one works during the declared grace period and stops after it",
+        "credential rotation with overlap (NIST SP 800-57 §5.3)",
     ),
     req(
         "RST-1",

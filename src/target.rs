@@ -46,6 +46,26 @@ pub struct TargetFile {
     /// HTTP limits.
     #[serde(default)]
     pub http: HttpSettings,
+    /// A second client, for requirements that compare two principals.
+    pub second_client: Option<ClientSection>,
+    /// The API-key resource (keel's reference protocol).
+    pub api_keys: Option<ApiKeys>,
+}
+
+/// `[api_keys]`: issue, validate and roll API keys (the reference issuer's protocol: form
+/// POSTs, client-authenticated; `roll` contains `{id}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeys {
+    /// Issue URL (form `name=`), answering `{"api_key", "id"}`.
+    pub issue: String,
+    /// Validate URL (form `api_key=`), answering `{"valid": bool, "id"}`.
+    pub validate: String,
+    /// Roll URL with `{id}`, answering `{"api_key", "id"}`.
+    pub roll: String,
+    /// Grace period of the previous secret after a roll.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
 }
 
 /// `[issuer]`.
@@ -113,6 +133,18 @@ pub struct Capabilities {
     /// What a refresh does to the refresh token; when absent, rotation requirements are not
     /// applicable.
     pub refresh_policy: Option<RefreshPolicy>,
+    /// The access-token lifetime the issuer promises (`exp - iat`); when absent, `expires_in`
+    /// is used.
+    #[serde(default, with = "humantime_serde")]
+    pub access_token_lifetime: Option<Duration>,
+    /// How far `iat` may be from the response's `Date` header.
+    #[serde(default, with = "humantime_serde")]
+    pub clock_skew: Option<Duration>,
+    /// Whether `Idempotency-Key` is honoured on client-credentials requests.
+    #[serde(default)]
+    pub idempotency: bool,
+    /// The format of API keys (with `[api_keys]`).
+    pub api_key: Option<TokenFormat>,
 }
 
 /// What the issuer does with a refresh token when it is used.
@@ -200,6 +232,16 @@ pub struct Hooks {
     pub restart: Option<Hook>,
     /// A hard kill (SIGKILL or equivalent) followed by a start.
     pub kill: Option<Hook>,
+    /// Publish the next signing key without signing with it (phase 1 of 2).
+    pub stage_signing_key: Option<Hook>,
+    /// Start signing with the staged key (phase 2 of 2).
+    pub activate_signing_key: Option<Hook>,
+    /// One-step rotation, for issuers without pre-publication.
+    pub rotate_signing_key: Option<Hook>,
+    /// Migrate the schema one version up (and restart the issuer on it).
+    pub migrate: Option<Hook>,
+    /// Roll the schema back one version (and restart the issuer on it).
+    pub rollback: Option<Hook>,
 }
 
 /// One lifecycle hook: a shell command, then readiness polling.
@@ -207,13 +249,43 @@ pub struct Hooks {
 #[serde(deny_unknown_fields)]
 pub struct Hook {
     /// Run with `sh -c`.
-    pub run: String,
+    pub run: Option<String>,
+    /// Or: an HTTP call.
+    pub http: Option<HttpHook>,
     /// How long the issuer may take to answer again after the command returns.
     #[serde(default = "default_ready_timeout", with = "humantime_serde")]
     pub ready_timeout: Duration,
     /// How long the command itself may run.
     #[serde(default = "default_hook_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+/// A hook that is an HTTP call rather than a command.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHook {
+    /// `POST` unless given.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// The URL to call.
+    pub url: String,
+    /// An environment variable holding a bearer token for the call.
+    pub bearer_env: Option<String>,
+}
+
+fn default_method() -> String {
+    "POST".to_owned()
+}
+
+impl Hook {
+    /// What the hook does, for messages (never a secret).
+    pub fn describe(&self) -> String {
+        match (&self.run, &self.http) {
+            (Some(cmd), _) => format!("hook `{cmd}`"),
+            (None, Some(h)) => format!("hook {} {}", h.method, h.url),
+            (None, None) => "empty hook".to_owned(),
+        }
+    }
 }
 
 fn default_ready_timeout() -> Duration {
@@ -233,6 +305,15 @@ pub struct Proof {
     /// JSON pointer (RFC 6901) to the boot id in that document.
     #[serde(default = "default_boot_pointer")]
     pub boot_id_pointer: String,
+    /// A URL whose JSON carries the schema version (proof of a migration or rollback).
+    pub schema_version_url: Option<String>,
+    /// JSON pointer to the schema version in that document.
+    #[serde(default = "default_schema_pointer")]
+    pub schema_version_pointer: String,
+}
+
+fn default_schema_pointer() -> String {
+    "/schema_version".to_owned()
 }
 
 impl Default for Proof {
@@ -240,6 +321,8 @@ impl Default for Proof {
         Self {
             boot_id_url: None,
             boot_id_pointer: default_boot_pointer(),
+            schema_version_url: None,
+            schema_version_pointer: default_schema_pointer(),
         }
     }
 }
@@ -308,6 +391,8 @@ pub struct LoadedTarget {
     pub path: PathBuf,
     /// The client secret.
     pub secret: Secret,
+    /// The second client's secret, if a second client is declared.
+    pub second_secret: Option<Secret>,
 }
 
 /// Reads, parses and validates a target file, and reads its secret from the environment.
@@ -318,12 +403,47 @@ pub fn load(path: &Path) -> Result<LoadedTarget, TargetError> {
         message: format!("cannot read the target file: {e}"),
         fix: Some("pass the path of an existing TOML file to --target".into()),
     })?;
-    let (file, secret) = parse(path, &text, |name| std::env::var(name).ok())?;
+    let env = |name: &str| std::env::var(name).ok();
+    let (file, secret) = parse(path, &text, env)?;
+    let second_secret = match &file.second_client {
+        Some(c) => Some(read_secret(path, &text, &c.secret_env, env)?),
+        None => None,
+    };
     Ok(LoadedTarget {
         file,
         path: path.to_owned(),
         secret,
+        second_secret,
     })
+}
+
+/// Reads the secret named by `var` from `env`, or names the line of the variable and the fix.
+fn read_secret(
+    path: &Path,
+    text: &str,
+    var: &toml::Spanned<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Secret, TargetError> {
+    let line = text[..var.span().start.min(text.len())]
+        .matches('\n')
+        .count()
+        + 1;
+    let name = var.get_ref();
+    let err = |message: String| TargetError {
+        path: path.to_owned(),
+        line: Some(line),
+        message,
+        fix: Some(format!(
+            "export {name}=<the client secret> before running keel"
+        )),
+    };
+    match env(name) {
+        Some(s) if !s.is_empty() => Ok(Secret::new(s)),
+        Some(_) => Err(err(format!("environment variable {name} is empty"))),
+        None => Err(err(format!(
+            "environment variable {name} (the client secret) is not set"
+        ))),
+    }
 }
 
 /// Parses and validates target-file text; `env` looks up environment variables.
@@ -366,24 +486,47 @@ pub fn parse(
             ));
         }
     }
-    let var = file.client.secret_env.get_ref();
-    let secret = match env(var) {
-        Some(s) if !s.is_empty() => Secret::new(s),
-        Some(_) => {
-            return Err(err(
-                file.client.secret_env.span(),
-                format!("environment variable {var} is empty"),
-                &format!("export {var}=<the client secret> before running keel"),
-            ));
+    let secret = read_secret(path, text, &file.client.secret_env, &env)?;
+    let hooks = [
+        ("restart", &file.hooks.restart),
+        ("kill", &file.hooks.kill),
+        ("stage_signing_key", &file.hooks.stage_signing_key),
+        ("activate_signing_key", &file.hooks.activate_signing_key),
+        ("rotate_signing_key", &file.hooks.rotate_signing_key),
+        ("migrate", &file.hooks.migrate),
+        ("rollback", &file.hooks.rollback),
+    ];
+    for (name, hook) in hooks {
+        if let Some(h) = hook
+            && h.run.is_some() == h.http.is_some()
+        {
+            let line = text
+                .lines()
+                .position(|l| l.trim() == format!("[hooks.{name}]"))
+                .map(|i| i + 1);
+            return Err(TargetError {
+                path: path.to_owned(),
+                line,
+                message: format!(
+                    "[hooks.{name}] needs exactly one of `run` (a shell command) or `http` (a call)"
+                ),
+                fix: Some(format!(
+                    "write run = \"...\" or http = {{ url = \"...\" }} under [hooks.{name}]"
+                )),
+            });
         }
-        None => {
-            return Err(err(
-                file.client.secret_env.span(),
-                format!("environment variable {var} (the client secret) is not set"),
-                &format!("export {var}=<the client secret> before running keel"),
-            ));
-        }
-    };
+    }
+    if file.hooks.stage_signing_key.is_some() != file.hooks.activate_signing_key.is_some() {
+        return Err(TargetError {
+            path: path.to_owned(),
+            line: None,
+            message: "[hooks.stage_signing_key] and [hooks.activate_signing_key] come as a pair"
+                .into(),
+            fix: Some(
+                "declare both, or use [hooks.rotate_signing_key] for a one-step rotation".into(),
+            ),
+        });
+    }
     Ok((file, secret))
 }
 

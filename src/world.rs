@@ -14,7 +14,7 @@ use crate::verdict::{Problem, error, fail};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, cucumber::Parameter)]
 #[param(
     name = "token",
-    regex = "access token|user access token|refresh token|refreshed access token|refreshed refresh token|other refresh token"
+    regex = "access token|user access token|refresh token|refreshed access token|refreshed refresh token|other refresh token|second access token|API key|rolled API key"
 )]
 pub enum TokenName {
     /// From the client-credentials grant.
@@ -29,6 +29,12 @@ pub enum TokenName {
     RefreshedRefresh,
     /// A refresh token of a second, independent family.
     OtherRefresh,
+    /// A second client-credentials access token (after an event, or a repeated request).
+    SecondAccess,
+    /// An API key.
+    ApiKey,
+    /// The API key after a roll of its secret.
+    RolledApiKey,
 }
 
 impl std::str::FromStr for TokenName {
@@ -41,6 +47,9 @@ impl std::str::FromStr for TokenName {
             "refreshed access token" => TokenName::RefreshedAccess,
             "refreshed refresh token" => TokenName::RefreshedRefresh,
             "other refresh token" => TokenName::OtherRefresh,
+            "second access token" => TokenName::SecondAccess,
+            "API key" => TokenName::ApiKey,
+            "rolled API key" => TokenName::RolledApiKey,
             other => return Err(format!("unknown token name {other:?}")),
         })
     }
@@ -56,6 +65,9 @@ impl TokenName {
             TokenName::RefreshedAccess => "refreshed access token",
             TokenName::RefreshedRefresh => "refreshed refresh token",
             TokenName::OtherRefresh => "other refresh token",
+            TokenName::SecondAccess => "second access token",
+            TokenName::ApiKey => "API key",
+            TokenName::RolledApiKey => "rolled API key",
         }
     }
 }
@@ -86,6 +98,36 @@ pub struct KeelWorld {
     pub chain: Vec<crate::steps::refresh::Link>,
     /// Replies of the last replay or race, as (status, OAuth error code, refresh-token fingerprint).
     pub replies: Vec<(u16, Option<String>, Option<crate::issuer::Held>)>,
+    /// The `Date` header and `expires_in` of the response that issued each token.
+    pub issued_with: BTreeMap<TokenName, (Option<String>, Option<i64>)>,
+    /// Key-rotation state: the kid new tokens carried before the rotation began, the JWKS then,
+    /// and whether the target could only rotate in one step.
+    pub rotation: Option<Rotation>,
+    /// The Idempotency-Key of the scenario.
+    pub idempotency_key: Option<String>,
+    /// Token ids of a bulk issuance.
+    pub jtis: Vec<String>,
+    /// Public id of the API key (from the issue response).
+    pub api_key_id: Option<String>,
+    /// The scenario's own reference issuer (`@isolated`); dropped with the world.
+    pub isolated: Option<crate::run::IsolatedIssuer>,
+    /// Why the before hook could not set the scenario up.
+    pub setup_error: Option<String>,
+}
+
+/// What keel knew when a signing-key rotation began.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    /// The kid new tokens carried.
+    pub kid_before: String,
+    /// The JWKS.
+    pub jwks_before: Value,
+    /// Only a one-step rotation hook exists.
+    pub one_step: bool,
+    /// The kid the stage added, if known.
+    pub staged_kid: Option<String>,
+    /// The JWKS key that verified new tokens before the rotation.
+    pub key_before: Option<Value>,
 }
 
 impl std::fmt::Debug for KeelWorld {
@@ -110,7 +152,19 @@ impl KeelWorld {
             started: None,
             chain: Vec::new(),
             replies: Vec::new(),
+            issued_with: BTreeMap::new(),
+            rotation: None,
+            idempotency_key: None,
+            jtis: Vec::new(),
+            api_key_id: None,
+            isolated: None,
+            setup_error: None,
         }
+    }
+
+    /// Replaces the run context (an `@isolated` scenario's own issuer).
+    pub fn set_ctx(&mut self, ctx: Arc<Context>) {
+        self.ctx = Some(ctx);
     }
 
     /// The run context.
@@ -146,6 +200,19 @@ impl KeelWorld {
         let hint = match held.kind {
             issuer::TokenKind::Access => "access_token",
             issuer::TokenKind::Refresh => "refresh_token",
+            issuer::TokenKind::ApiKey => {
+                let valid = issuer::validate_api_key(&ctx, &held.value).await?;
+                let mut id = Identity::new();
+                if let Some(v) = valid.get("id") {
+                    id.insert("validation.id".into(), v.clone());
+                }
+                if let Some(v) = valid.get("client_id") {
+                    id.insert("validation.client_id".into(), v.clone());
+                }
+                let active = valid.get("valid").and_then(Value::as_bool);
+                self.note(json!({"step": step, "token": held.fingerprint, "name": name.words(), "active": active, "identity": id}));
+                return Ok((id, active));
+            }
         };
         let intro = issuer::introspect(&ctx, &held.value, Some(hint)).await?;
         let id = identity::of(&ctx, &held, Some(&intro.body));

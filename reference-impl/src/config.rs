@@ -27,6 +27,16 @@ pub struct Config {
     /// Users that `/authorize` consents for automatically.
     #[serde(default)]
     pub users: Vec<User>,
+    /// Bearer token for the `/admin/*` endpoints; without it they answer 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// How long (seconds) a retired signing key stays in the JWKS and keeps verifying after the
+    /// next key is activated; `None` means [`Config::access_token_lifetime`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_overlap_seconds: Option<u64>,
+    /// How long (seconds) an API key's previous secret keeps working after a roll.
+    #[serde(default = "default_api_key_grace")]
+    pub api_key_grace_seconds: u64,
 }
 
 /// A registered confidential client.
@@ -56,6 +66,10 @@ fn default_access_lifetime() -> u64 {
 
 fn default_refresh_lifetime() -> u64 {
     86400
+}
+
+fn default_api_key_grace() -> u64 {
+    60
 }
 
 /// Why the configuration could not be loaded or written.
@@ -113,6 +127,9 @@ impl Default for Config {
                     username: "bob".to_owned(),
                 },
             ],
+            admin_token: None,
+            key_overlap_seconds: None,
+            api_key_grace_seconds: default_api_key_grace(),
         }
     }
 }
@@ -147,6 +164,9 @@ impl Config {
         if self.access_token_lifetime == 0 || self.refresh_token_lifetime == 0 {
             return Err("token lifetimes must be positive".to_owned());
         }
+        if self.admin_token.as_deref() == Some("") {
+            return Err("admin_token must not be empty (omit it to disable /admin)".to_owned());
+        }
         let mut ids = std::collections::HashSet::new();
         for c in &self.clients {
             if !ids.insert(c.id.as_str()) {
@@ -165,6 +185,12 @@ impl Config {
     /// The client with this id, if registered.
     pub fn client(&self, id: &str) -> Option<&Client> {
         self.clients.iter().find(|c| c.id == id)
+    }
+
+    /// Seconds a retired signing key keeps being published and verifying.
+    pub fn key_overlap(&self) -> u64 {
+        self.key_overlap_seconds
+            .unwrap_or(self.access_token_lifetime)
     }
 
     /// The user with this name, if configured.
@@ -191,6 +217,17 @@ mod tests {
         let c: Config = toml::from_str(minimal).unwrap();
         assert_eq!(c.access_token_lifetime, 600);
         assert_eq!(c.refresh_token_lifetime, 86400);
+        assert_eq!(c.admin_token, None);
+        assert_eq!(c.key_overlap(), 600);
+        assert_eq!(c.api_key_grace_seconds, 60);
+        let text = "audience = \"a\"\naccess_token_lifetime = 30\nadmin_token = \"t\"\n\
+                    key_overlap_seconds = 5\napi_key_grace_seconds = 7\n[[users]]\nusername = \"u\"\n";
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("t"));
+        assert_eq!(c.key_overlap(), 5);
+        assert_eq!(c.api_key_grace_seconds, 7);
+        let c: Config = toml::from_str("audience = \"a\"\naccess_token_lifetime = 30\n").unwrap();
+        assert_eq!(c.key_overlap(), 30);
     }
 
     #[test]

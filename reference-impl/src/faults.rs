@@ -57,6 +57,28 @@ pub enum Fault {
     NewFamilyOnRefresh,
     /// Refresh rotation without the atomic guard, so concurrent refreshes can all succeed.
     RefreshRace,
+    /// A staged signing key signs at once (no pre-publication).
+    ActivateOnStage,
+    /// Activation drops the retired key from the JWKS and from verification at once.
+    RotateWithoutOverlap,
+    /// Every signing key gets the kid `reused-kid`.
+    KidReused,
+    /// Rolling an API key issues a new public id.
+    RollChangesPublicId,
+    /// An API key's previous secret never expires after a roll.
+    RollKeepsOldSecret,
+    /// The `Idempotency-Key` header is ignored.
+    IdempotencyIgnored,
+    /// Idempotency records live in memory only.
+    MemoryIdempotency,
+    /// Access-token `jti` is three hex characters.
+    ShortJti,
+    /// Access-token `iat`, `nbf` and `exp` are ten minutes in the past.
+    SkewedIat,
+    /// Migrating up to schema version 3 gives every principal a new `sub`.
+    MigrationRenumbersIds,
+    /// Rolling back from schema version 3 deletes the tokens issued at version 3.
+    RollbackLosesTokens,
 }
 
 impl Fault {
@@ -85,6 +107,17 @@ impl Fault {
         Fault::RevokeAllFamilies,
         Fault::NewFamilyOnRefresh,
         Fault::RefreshRace,
+        Fault::ActivateOnStage,
+        Fault::RotateWithoutOverlap,
+        Fault::KidReused,
+        Fault::RollChangesPublicId,
+        Fault::RollKeepsOldSecret,
+        Fault::IdempotencyIgnored,
+        Fault::MemoryIdempotency,
+        Fault::ShortJti,
+        Fault::SkewedIat,
+        Fault::MigrationRenumbersIds,
+        Fault::RollbackLosesTokens,
     ];
 
     /// The kebab-case name used on the command line.
@@ -113,15 +146,30 @@ impl Fault {
             Fault::RevokeAllFamilies => "revoke-all-families",
             Fault::NewFamilyOnRefresh => "new-family-on-refresh",
             Fault::RefreshRace => "refresh-race",
+            Fault::ActivateOnStage => "activate-on-stage",
+            Fault::RotateWithoutOverlap => "rotate-without-overlap",
+            Fault::KidReused => "kid-reused",
+            Fault::RollChangesPublicId => "roll-changes-public-id",
+            Fault::RollKeepsOldSecret => "roll-keeps-old-secret",
+            Fault::IdempotencyIgnored => "idempotency-ignored",
+            Fault::MemoryIdempotency => "memory-idempotency",
+            Fault::ShortJti => "short-jti",
+            Fault::SkewedIat => "skewed-iat",
+            Fault::MigrationRenumbersIds => "migration-renumbers-ids",
+            Fault::RollbackLosesTokens => "rollback-loses-tokens",
         }
     }
 
     /// The MUST requirement ids of keel this fault breaks, and nothing else (never empty).
     pub fn breaks(&self) -> &'static [&'static str] {
         match self {
-            Fault::EphemeralKeys => &["RST-1", "RST-2", "RST-3", "RST-6"],
-            Fault::MemoryRevocations => &["RST-4"],
-            Fault::NewSubAfterRestart => &["RST-2", "RST-5"],
+            Fault::EphemeralKeys => &[
+                "IDM-3", "KEY-4", "MIG-1", "MIG-2", "RST-1", "RST-2", "RST-3", "RST-6",
+            ],
+            Fault::MemoryRevocations => &["MIG-1", "RST-4"],
+            Fault::NewSubAfterRestart => &[
+                "IDM-3", "MIG-1", "MIG-2", "MIG-3", "RFR-5", "RST-2", "RST-5",
+            ],
             Fault::ChecksumUnchecked => &["NEG-1"],
             Fault::PrefixUnchecked => &["NEG-2"],
             Fault::BadChecksum => &["FMT-2"],
@@ -129,8 +177,10 @@ impl Fault {
             Fault::JwtSignatureUnchecked => &["NEG-3", "NEG-4", "NEG-5"],
             Fault::AlgNoneAccepted => &["NEG-4"],
             Fault::UnknownKidAccepted => &["NEG-5"],
-            Fault::RandomKid => &["RST-1", "RST-2", "RST-3", "RST-6"],
-            Fault::KidNotPublished => &["IDN-2"],
+            Fault::RandomKid => &[
+                "IDM-3", "KEY-4", "MIG-1", "MIG-2", "RST-1", "RST-2", "RST-3", "RST-6",
+            ],
+            Fault::KidNotPublished => &["IDN-2", "KEY-2"],
             Fault::MissingClientId => &["IDN-1"],
             Fault::IntrospectionJtiMismatch => &["IDN-4"],
             Fault::StringTimestamps => &["INT-1"],
@@ -140,8 +190,19 @@ impl Fault {
             Fault::LazyCommit => &["RST-6"],
             Fault::ReuseNotDetected => &["RFR-2", "RFR-4"],
             Fault::RevokeAllFamilies => &["RFR-3"],
-            Fault::NewFamilyOnRefresh => &["RFR-1", "RST-5"],
+            Fault::NewFamilyOnRefresh => &["RFR-1", "RFR-5", "RST-5"],
             Fault::RefreshRace => &["RFR-4"],
+            Fault::ActivateOnStage => &["KEY-1"],
+            Fault::RotateWithoutOverlap => &["KEY-2"],
+            Fault::KidReused => &["KEY-2", "KEY-3"],
+            Fault::RollChangesPublicId => &["ROL-1"],
+            Fault::RollKeepsOldSecret => &["ROL-2"],
+            Fault::IdempotencyIgnored => &["IDM-1", "IDM-2", "IDM-3"],
+            Fault::MemoryIdempotency => &["IDM-3"],
+            Fault::ShortJti => &["IDM-4"],
+            Fault::SkewedIat => &["CLK-1"],
+            Fault::MigrationRenumbersIds => &["MIG-1", "MIG-3"],
+            Fault::RollbackLosesTokens => &["MIG-2"],
         }
     }
 
@@ -149,6 +210,7 @@ impl Fault {
     pub fn warns(&self) -> &'static [&'static str] {
         match self {
             Fault::RandomKid => &["IDN-3"],
+            Fault::KidReused => &["IDN-3"],
             _ => &[],
         }
     }
@@ -223,6 +285,39 @@ impl Fault {
             Fault::RefreshRace => {
                 "Rotates refresh tokens without the atomic guard (check, 100 ms pause, then an unconditional update in separate statements), so concurrent refreshes of one token can all succeed."
             }
+            Fault::ActivateOnStage => {
+                "Makes a newly staged signing key sign at once, so it is never pre-published before it signs."
+            }
+            Fault::RotateWithoutOverlap => {
+                "Activating (or rotating to) a new signing key drops the previous key from the JWKS and from verification at once."
+            }
+            Fault::KidReused => {
+                "Gives every signing key the kid `reused-kid` instead of its thumbprint, so after a stage two different keys share one kid."
+            }
+            Fault::RollChangesPublicId => {
+                "Rolling an API key issues a key with a new public id instead of a new secret under the same id."
+            }
+            Fault::RollKeepsOldSecret => {
+                "An API key's previous secret keeps working forever after a roll instead of only during the grace period."
+            }
+            Fault::IdempotencyIgnored => {
+                "Ignores the `Idempotency-Key` header, so every client-credentials request issues a new token."
+            }
+            Fault::MemoryIdempotency => {
+                "Keeps Idempotency-Key records in memory only, so a restart forgets them."
+            }
+            Fault::ShortJti => {
+                "Issues access tokens whose `jti` is three hex characters, so a few thousand tokens collide."
+            }
+            Fault::SkewedIat => {
+                "Issues access tokens whose `iat`, `nbf` and `exp` are ten minutes in the past (the issuer judges them with the same skewed clock)."
+            }
+            Fault::MigrationRenumbersIds => {
+                "Migrating up to schema version 3 re-derives every `sub` (a new uuid per principal) instead of copying it."
+            }
+            Fault::RollbackLosesTokens => {
+                "Rolling back from schema version 3 to 2 deletes every access and refresh token issued since migration 0003 was applied."
+            }
         }
     }
 }
@@ -277,7 +372,7 @@ mod tests {
             assert!(!f.breaks().is_empty());
             assert!(f.description().ends_with('.'));
         }
-        assert_eq!(seen.len(), 23);
+        assert_eq!(seen.len(), Fault::ALL.len());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod faults;
 mod http;
 pub mod instance;
 pub mod keys;
+pub mod schema;
 pub mod store;
 pub mod tokens;
 
@@ -27,6 +28,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 pub use faults::{Fault, UnknownFault};
+pub use schema::Refusal;
 
 /// File name of the configuration inside the data directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -34,6 +36,8 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const DATABASE_FILE: &str = "issuer.db";
 /// Prefix of every refresh token.
 pub const REFRESH_PREFIX: &str = "krt_";
+/// Prefix of every API key.
+pub const API_KEY_PREFIX: &str = tokens::API_KEY_PREFIX;
 
 /// How the `lazy-commit` fault's buffer is flushed.
 const LAZY_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -86,7 +90,7 @@ pub(crate) async fn open_app(
     let store = store::Store::open(&db, mode)
         .await
         .with_context(|| format!("cannot open {}", db.display()))?;
-    let keys = keys::KeyRing::load(&store, fault)
+    let keys = keys::KeyRing::load(&store, fault, config.key_overlap())
         .await
         .context("cannot load signing keys")?;
     let schema_version = store.schema_version().await?;
@@ -104,7 +108,35 @@ pub(crate) async fn open_app(
         schema_version,
         refresh_format: tokens::OpaqueFormat::refresh(fault),
         jwt_policy: tokens::JwtPolicy::for_fault(fault),
+        idempotency_memory: Default::default(),
     }))
+}
+
+/// Migrates the database in `data_dir` (created if missing) up to schema version `to`
+/// (default: the latest) and returns `(from, to)`. Refuses with a [`Refusal`] when an issuer
+/// answers `/health` at the address in `instance.json`, when `to` is not a known version or is
+/// below the current one, or when the database is at a version this binary does not know.
+/// With `Some(Fault::MigrationRenumbersIds)`, crossing version 3 gives every principal a new
+/// `sub`; other faults have no effect here.
+pub async fn migrate(
+    data_dir: &Path,
+    to: Option<i64>,
+    fault: Option<Fault>,
+) -> anyhow::Result<(i64, i64)> {
+    schema::migrate(data_dir, to, fault).await
+}
+
+/// Rolls the database in `data_dir` back to schema version `to` (default: one version down)
+/// and returns `(from, to)`. Refuses with a [`Refusal`] like [`migrate`], and also for a target
+/// below [`schema::MIN_ROLLBACK_TARGET`] (2: older versions have no API-key tables) or above
+/// the current version. With `Some(Fault::RollbackLosesTokens)`, rolling back from 3 deletes
+/// every token issued since migration 0003 was applied; other faults have no effect here.
+pub async fn rollback(
+    data_dir: &Path,
+    to: Option<i64>,
+    fault: Option<Fault>,
+) -> anyhow::Result<(i64, i64)> {
+    schema::rollback(data_dir, to, fault).await
 }
 
 /// Installs SIGTERM and SIGINT handlers now (so a signal that arrives right after the URL is

@@ -37,19 +37,37 @@ pub enum StoreError {
         /// The database file.
         path: PathBuf,
     },
-    /// The database schema is not the one this binary serves; it is never migrated implicitly.
-    #[error(
-        "{path} is at schema version {found}, this binary serves version {expected}; \
-         existing databases are not migrated implicitly"
-    )]
+    /// The database schema is not one this binary serves; it is never migrated implicitly.
+    #[error("{}", schema_mismatch_message(path, *found, *expected))]
     SchemaMismatch {
         /// The database file.
         path: PathBuf,
         /// The highest applied migration.
         found: i64,
-        /// The latest embedded migration.
+        /// The latest embedded migration (the previous one is served too).
         expected: i64,
     },
+}
+
+/// The refusal for a database at `found` names both versions and the command that fixes it.
+fn schema_mismatch_message(path: &Path, found: i64, latest: i64) -> String {
+    let dir = path.parent().unwrap_or(Path::new(".")).display();
+    let oldest = oldest_served_version();
+    if found > latest {
+        format!(
+            "{} is at schema version {found}, newer than the latest version this binary knows \
+             ({latest}); serving never migrates an existing database: roll it back with the \
+             binary that migrated it (`keel-reference rollback --data-dir {dir} --to {latest}`)",
+            path.display()
+        )
+    } else {
+        format!(
+            "{} is at schema version {found}, this binary serves versions {oldest} and {latest}; \
+             serving never migrates an existing database: run \
+             `keel-reference migrate --data-dir {dir}` (to version {latest}) first",
+            path.display()
+        )
+    }
 }
 
 /// Where state is kept; the two fields are the storage fault modes.
@@ -257,36 +275,15 @@ async fn insert_token(
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `path`. A fresh database is migrated to the
-    /// latest schema; an existing one must already be at it.
+    /// Opens (creating if missing) the database at `path` for serving. A fresh database is
+    /// migrated to the latest schema; an existing one is served as it is if it is at the latest
+    /// version or the one before ([`oldest_served_version`]), and refused otherwise. Serving
+    /// never migrates an existing database: that is what `migrate`/`rollback` are for.
     pub async fn open(path: &Path, mode: StoreMode) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        let has_history: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_one(&pool)
-        .await?;
-        if has_history == 0 {
-            let tables: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
-                    .fetch_one(&pool)
-                    .await?;
-            if tables > 0 {
-                return Err(StoreError::Foreign {
-                    path: path.to_owned(),
-                });
-            }
-            MIGRATOR.run(&pool).await?;
+        let pool = connect(path, true).await?;
+        match history(&pool, path).await? {
+            History::Fresh => MIGRATOR.run(&pool).await?,
+            History::Versioned => {}
         }
         let store = Store {
             pool,
@@ -296,7 +293,8 @@ impl Store {
         };
         let found = store.schema_version().await?;
         let expected = latest_version();
-        if found != expected {
+        if !(oldest_served_version()..=expected).contains(&found) {
+            store.pool.close().await;
             return Err(StoreError::SchemaMismatch {
                 path: path.to_owned(),
                 found,
@@ -308,11 +306,7 @@ impl Store {
 
     /// The highest successfully applied migration version.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(v.unwrap_or(0))
+        schema_version(&self.pool).await
     }
 
     /// The database file.
@@ -503,11 +497,202 @@ impl Store {
         self.pool.close().await;
         Ok(())
     }
+
+    /// Creates `key_retirements(kid, retired_at)` if missing. It is outside the migrations on
+    /// purpose: rotation state must survive any schema version the issuer serves.
+    pub async fn ensure_key_retirements(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS key_retirements \
+             (kid TEXT PRIMARY KEY NOT NULL, retired_at INTEGER NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// When each retired signing key was retired, by kid.
+    pub async fn key_retirements(&self) -> Result<HashMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT kid, retired_at FROM key_retirements")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// In one transaction: the staged key `new_kid` becomes active and `old_kid` (if any)
+    /// becomes retired at `now`.
+    pub async fn activate_signing_key(
+        &self,
+        new_kid: &str,
+        old_kid: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(old) = old_kid {
+            sqlx::query("UPDATE signing_keys SET state = 'retired' WHERE kid = ?")
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT OR REPLACE INTO key_retirements (kid, retired_at) VALUES (?, ?)")
+                .bind(old)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE signing_keys SET state = 'active' WHERE kid = ? AND state = 'staged'")
+            .bind(new_kid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a new API key.
+    pub async fn insert_api_key(&self, k: &ApiKeyRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (public_id, client_id, name, secret_hash, previous_secret_hash, \
+             previous_valid_until, created_at, rolled_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&k.public_id)
+        .bind(&k.client_id)
+        .bind(&k.name)
+        .bind(&k.secret_hash)
+        .bind(&k.previous_secret_hash)
+        .bind(k.previous_valid_until)
+        .bind(k.created_at)
+        .bind(k.rolled_at)
+        .bind(k.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The API key with this public id.
+    pub async fn api_key(&self, public_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM api_keys WHERE public_id = ?")
+            .bind(public_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Rolls `client_id`'s unrevoked key `public_id` to `new_hash`, keeping the current secret
+    /// as the previous one until `previous_valid_until`; returns whether such a key existed.
+    pub async fn roll_api_key(
+        &self,
+        public_id: &str,
+        client_id: &str,
+        new_hash: &str,
+        previous_valid_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE api_keys SET previous_secret_hash = secret_hash, secret_hash = ?, \
+             previous_valid_until = ?, rolled_at = ? \
+             WHERE public_id = ? AND client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(new_hash)
+        .bind(previous_valid_until)
+        .bind(now)
+        .bind(public_id)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Revokes `client_id`'s key `public_id` as of `at` (which may lie in the future); returns
+    /// whether an unrevoked key of that client was found.
+    pub async fn revoke_api_key(
+        &self,
+        public_id: &str,
+        client_id: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? \
+             WHERE public_id = ? AND client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(public_id)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
 }
 
 /// The latest embedded migration version.
 pub fn latest_version() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The oldest schema version [`Store::open`] serves: the one before the latest.
+pub fn oldest_served_version() -> i64 {
+    latest_version() - 1
+}
+
+/// Opens a pool on the database file with the issuer's connection settings (WAL, synchronous
+/// FULL, 5 s busy timeout, foreign keys on).
+pub(crate) async fn connect(path: &Path, create: bool) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+}
+
+/// Whether a database has a migration history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum History {
+    /// No tables at all: a new database.
+    Fresh,
+    /// It has `_sqlx_migrations`.
+    Versioned,
+}
+
+/// Classifies the database; one with tables but no migration history is [`StoreError::Foreign`].
+pub(crate) async fn history(pool: &SqlitePool, path: &Path) -> Result<History, StoreError> {
+    let has_history: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if has_history > 0 {
+        return Ok(History::Versioned);
+    }
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
+        .fetch_one(pool)
+        .await?;
+    if tables > 0 {
+        return Err(StoreError::Foreign {
+            path: path.to_owned(),
+        });
+    }
+    Ok(History::Fresh)
+}
+
+/// The highest successfully applied migration version (0 without a migration history).
+pub(crate) async fn schema_version(pool: &SqlitePool) -> Result<i64, StoreError> {
+    let has_history: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if has_history == 0 {
+        return Ok(0);
+    }
+    let v: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?;
+    Ok(v.unwrap_or(0))
 }
 
 /// A `BEGIN IMMEDIATE` transaction. Token records and (under `memory-revocations`) revocations
@@ -728,6 +913,100 @@ impl WriteTx<'_> {
         }
         Ok(())
     }
+
+    /// The `(request_hash, jti)` recorded for `client_id`'s Idempotency-Key `key`.
+    pub async fn idempotency(
+        &mut self,
+        client_id: &str,
+        key: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT request_hash, jti FROM idempotency_keys WHERE client_id = ? AND idem_key = ?",
+        )
+        .bind(client_id)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// Records an Idempotency-Key use (the access token `jti` must be in the database).
+    pub async fn insert_idempotency(
+        &mut self,
+        client_id: &str,
+        key: &str,
+        request_hash: &str,
+        jti: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (client_id, idem_key, request_hash, jti, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(client_id)
+        .bind(key)
+        .bind(request_hash)
+        .bind(jti)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes a token record in this transaction even under `lazy-commit` (an idempotency
+    /// record refers to it, so it cannot wait in the buffer).
+    pub async fn insert_token_now(&mut self, record: &TokenRecord) -> Result<(), StoreError> {
+        insert_token(&mut self.tx, record).await?;
+        Ok(())
+    }
+
+    /// `short-jti`: inserts an access-token record, overwriting any record with the same `jti`
+    /// (the collision the fault is about) instead of failing.
+    pub async fn upsert_access(&mut self, r: &AccessRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, grant_id, client_id, principal, username, scope, \
+             issued_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (jti) DO UPDATE SET grant_id = excluded.grant_id, \
+             client_id = excluded.client_id, principal = excluded.principal, \
+             username = excluded.username, scope = excluded.scope, \
+             issued_at = excluded.issued_at, expires_at = excluded.expires_at, \
+             revoked_at = excluded.revoked_at",
+        )
+        .bind(&r.jti)
+        .bind(&r.grant_id)
+        .bind(&r.client_id)
+        .bind(&r.principal)
+        .bind(&r.username)
+        .bind(&r.scope)
+        .bind(r.issued_at)
+        .bind(r.expires_at)
+        .bind(r.revoked_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A row of `api_keys`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiKeyRecord {
+    /// The key's public id (stable across rolls).
+    pub public_id: String,
+    /// The owning client.
+    pub client_id: String,
+    /// The name given at creation.
+    pub name: String,
+    /// SHA-256 hex of the current secret.
+    pub secret_hash: String,
+    /// SHA-256 hex of the secret before the last roll.
+    pub previous_secret_hash: Option<String>,
+    /// End of the previous secret's grace period.
+    pub previous_valid_until: Option<i64>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Time of the last roll.
+    pub rolled_at: Option<i64>,
+    /// Revocation time (it may lie in the future: the key works until then).
+    pub revoked_at: Option<i64>,
 }
 
 #[cfg(test)]
@@ -739,7 +1018,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("issuer.db");
         let s = Store::open(&path, StoreMode::default()).await.unwrap();
-        assert_eq!(s.schema_version().await.unwrap(), 1);
+        assert_eq!(s.schema_version().await.unwrap(), latest_version());
         let a = s.subject("user:alice").await.unwrap();
         assert_eq!(s.subject("user:alice").await.unwrap(), a);
         assert_ne!(s.subject("client:keel-ci").await.unwrap(), a);
@@ -757,6 +1036,6 @@ mod tests {
         MIGRATOR.undo(&s.pool, 0).await.unwrap();
         assert_eq!(s.schema_version().await.unwrap(), 0);
         MIGRATOR.run(&s.pool).await.unwrap();
-        assert_eq!(s.schema_version().await.unwrap(), 1);
+        assert_eq!(s.schema_version().await.unwrap(), latest_version());
     }
 }

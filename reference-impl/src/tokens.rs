@@ -1,4 +1,4 @@
-//! Token formats: opaque prefixed tokens with a checksum (refresh tokens, later API keys), the
+//! Token formats: opaque prefixed tokens with a checksum (refresh tokens, API keys), the
 //! access-token JWT, and the small encodings they share (base62, SHA-256 hex).
 //!
 //! An opaque token is `PREFIX + public id (16) + secret (32) + checksum (6)`, all base62 after the
@@ -16,6 +16,9 @@ use crate::keys::KeyRing;
 
 /// The base62 alphabet, in digit order.
 pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Prefix of every API key.
+pub const API_KEY_PREFIX: &str = "kak_";
 
 /// Length of the public id of an opaque token.
 pub const PUBLIC_ID_LEN: usize = 16;
@@ -112,6 +115,12 @@ impl OpaqueFormat {
         check_prefix: true,
         checksum_covers_prefix: true,
         check_checksum: true,
+    };
+
+    /// The API-key format (no fault weakens it).
+    pub const API_KEY: OpaqueFormat = OpaqueFormat {
+        prefix: API_KEY_PREFIX,
+        ..Self::REFRESH
     };
 
     /// The refresh-token format as weakened by `fault`.
@@ -319,25 +328,24 @@ pub fn verify_access(
     let header: JwtHeader = decode_json(h)?;
     let claims: CheckedClaims = decode_json(c)?;
     let signature_ok = || {
-        let Some(key) = header.kid.as_deref().and_then(|kid| keys.verifier(kid)) else {
+        let Some(kid) = header.kid.as_deref() else {
             return false;
         };
         let Ok(sig) = URL_SAFE_NO_PAD.decode(s) else {
             return false;
         };
         let message = &token[..h.len() + 1 + c.len()];
-        key.verify(message.as_bytes(), &sig).is_ok()
+        keys.verify(kid, message.as_bytes(), &sig, now)
     };
     let verified = match policy {
         JwtPolicy::SignatureUnchecked => true,
         JwtPolicy::AlgNoneAccepted if header.alg == "none" => true,
         JwtPolicy::UnknownKidAccepted
             if header.alg == "EdDSA"
-                && header
+                && !header
                     .kid
                     .as_deref()
-                    .and_then(|k| keys.verifier(k))
-                    .is_none() =>
+                    .is_some_and(|k| keys.knows_kid(k, now)) =>
         {
             true
         }
@@ -464,6 +472,24 @@ mod tests {
         assert!(t.starts_with("rt_") && t.len() == 57);
         assert!(u.parse(&t).is_ok());
         assert!(OpaqueFormat::REFRESH.parse(&t).is_err());
+    }
+
+    #[test]
+    fn api_key_format() {
+        let (t, parts) = OpaqueFormat::API_KEY.generate();
+        assert!(t.starts_with("kak_") && t.len() == 58);
+        assert_eq!(OpaqueFormat::API_KEY.parse(&t).unwrap(), parts);
+        assert!(OpaqueFormat::REFRESH.parse(&t).is_err());
+        // Python: zlib.crc32(b"kak_AbCdEfGhIjKlMnOp0123456789abcdefghijABCDEFGHIJKL")
+        // == 3038435324, "3JcxpM" in base62.
+        assert_eq!(
+            crc32fast::hash(b"kak_AbCdEfGhIjKlMnOp0123456789abcdefghijABCDEFGHIJKL"),
+            3038435324
+        );
+        assert_eq!(
+            OpaqueFormat::API_KEY.format("AbCdEfGhIjKlMnOp", "0123456789abcdefghijABCDEFGHIJKL"),
+            "kak_AbCdEfGhIjKlMnOp0123456789abcdefghijABCDEFGHIJKL3JcxpM"
+        );
     }
 
     #[test]

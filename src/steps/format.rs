@@ -8,8 +8,20 @@ use crate::token::{checksum, prefixed::Anatomy};
 use crate::verdict::{Problem, fail, not_applicable};
 use crate::world::{KeelWorld, TokenName};
 
-fn declared_prefixed(w: &KeelWorld) -> Result<crate::target::PrefixedFormat, Problem> {
-    match &w.ctx()?.refresh_format {
+fn declared_prefixed(
+    w: &KeelWorld,
+    name: TokenName,
+) -> Result<crate::target::PrefixedFormat, Problem> {
+    let ctx = w.ctx()?;
+    if matches!(name, TokenName::ApiKey | TokenName::RolledApiKey) {
+        return match ctx.api_keys.as_ref().and_then(|(_, f)| f.clone()) {
+            Some(TokenFormat::Prefixed(f)) => Ok(f),
+            _ => Err(not_applicable(
+                "the target declares no prefixed format for API keys ([capabilities.api_key])",
+            )),
+        };
+    }
+    match &ctx.refresh_format {
         Some(TokenFormat::Prefixed(f)) => Ok(f.clone()),
         Some(TokenFormat::Opaque) => Err(not_applicable(
             "the target declares its refresh tokens opaque, without a prefix or checksum",
@@ -25,7 +37,7 @@ async fn has_the_declared_prefix_and_shape(
     w: &mut KeelWorld,
     name: TokenName,
 ) -> Result<(), Problem> {
-    let format = declared_prefixed(w)?;
+    let format = declared_prefixed(w, name)?;
     let held = w.token(name)?;
     let Some(a) = Anatomy::split(&held.value, format.public_id_length) else {
         return Err(fail(format!(
@@ -50,7 +62,7 @@ async fn has_the_declared_prefix_and_shape(
 
 #[then(expr = "the checksum of the {token} is valid")]
 async fn the_checksum_is_valid(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
-    let _format = declared_prefixed(w)?;
+    let _format = declared_prefixed(w, name)?;
     let held = w.token(name)?;
     let ok = checksum::verify(&held.value);
     w.note(json!({"step": "checksum", "token": held.fingerprint, "valid": ok}));
@@ -72,7 +84,7 @@ async fn the_checksum_is_valid(w: &mut KeelWorld, name: TokenName) -> Result<(),
     expr = "keel's offline validator rejects every single-character substitution of the {token}"
 )]
 async fn rejects_every_substitution(w: &mut KeelWorld, name: TokenName) -> Result<(), Problem> {
-    let _format = declared_prefixed(w)?;
+    let _format = declared_prefixed(w, name)?;
     let held = w.token(name)?;
     if !checksum::verify(&held.value) {
         return Err(fail(format!(

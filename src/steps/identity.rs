@@ -170,6 +170,9 @@ async fn identity_agrees_with_introspection(
     let mut compared = 0;
     let mut mismatches = Vec::new();
     let pairs: Vec<(String, String)> = match held.kind {
+        issuer::TokenKind::ApiKey => {
+            return Err(not_applicable("API keys are not introspected"));
+        }
         issuer::TokenKind::Access => {
             if jwt::decode(&held.value).is_err() {
                 return Err(not_applicable(format!(

@@ -11,6 +11,7 @@ fn hint(kind: TokenKind) -> &'static str {
     match kind {
         TokenKind::Access => "access_token",
         TokenKind::Refresh => "refresh_token",
+        TokenKind::ApiKey => "api_key",
     }
 }
 

@@ -1,6 +1,6 @@
 //! Obtaining tokens: client credentials, the authorization-code grant, refresh.
 
-use cucumber::{given, when};
+use cucumber::{given, then, when};
 use serde_json::json;
 
 use crate::issuer::{self, oauth_error};
@@ -12,6 +12,8 @@ async fn an_access_token_from_client_credentials(w: &mut KeelWorld) -> Result<()
     let ctx = w.ctx()?;
     let issued = issuer::client_credentials(&ctx).await?;
     w.note(json!({"step": "issued (client_credentials)", "token": issued.access.fingerprint, "name": "access token", "expires_in": issued.expires_in}));
+    w.issued_with
+        .insert(TokenName::Access, (issued.date.clone(), issued.expires_in));
     w.tokens.insert(TokenName::Access, issued.access);
     Ok(())
 }
@@ -31,19 +33,24 @@ async fn a_refresh_token_issued_to_the_test_user(w: &mut KeelWorld) -> Result<()
         "name": "user access token",
         "refresh": refresh.fingerprint,
     }));
+    w.issued_with.insert(
+        TokenName::UserAccess,
+        (issued.date.clone(), issued.expires_in),
+    );
     w.tokens.insert(TokenName::UserAccess, issued.access);
     w.tokens.insert(TokenName::Refresh, refresh);
     Ok(())
 }
 
-async fn refresh(w: &mut KeelWorld, precondition: bool) -> Result<(), Problem> {
+async fn refresh(w: &mut KeelWorld, source: TokenName, precondition: bool) -> Result<(), Problem> {
     let ctx = w.ctx()?;
-    let rt = w.token(TokenName::Refresh)?;
+    let rt = w.token(source)?;
     let reply = issuer::refresh(&ctx, &rt.value).await?;
     let judge = |m: String| if precondition { error(m) } else { fail(m) };
     if reply.status != 200 {
         return Err(judge(format!(
-            "expected the refresh token to refresh (HTTP 200), got {}{}",
+            "expected the {} to refresh (HTTP 200), got {}{}",
+            source.words(),
             reply.describe(),
             oauth_error(&reply)
         )));
@@ -58,17 +65,26 @@ async fn refresh(w: &mut KeelWorld, precondition: bool) -> Result<(), Problem> {
         "name": "refreshed access token",
         "refresh": next.fingerprint,
     }));
+    w.issued_with.insert(
+        TokenName::RefreshedAccess,
+        (issued.date.clone(), issued.expires_in),
+    );
     w.tokens.insert(TokenName::RefreshedAccess, issued.access);
     w.tokens.insert(TokenName::RefreshedRefresh, next);
     Ok(())
 }
 
-#[when("the refresh token is refreshed")]
-async fn the_refresh_token_is_refreshed(w: &mut KeelWorld) -> Result<(), Problem> {
-    refresh(w, false).await
+#[when(expr = "the {token} is refreshed")]
+async fn the_token_is_refreshed(w: &mut KeelWorld, source: TokenName) -> Result<(), Problem> {
+    refresh(w, source, false).await
 }
 
-#[given("the refresh token has been refreshed")]
-async fn the_refresh_token_has_been_refreshed(w: &mut KeelWorld) -> Result<(), Problem> {
-    refresh(w, true).await
+#[then(expr = "the {token} still refreshes")]
+async fn the_token_still_refreshes(w: &mut KeelWorld, source: TokenName) -> Result<(), Problem> {
+    refresh(w, source, false).await
+}
+
+#[given(expr = "the {token} has been refreshed")]
+async fn the_token_has_been_refreshed(w: &mut KeelWorld, source: TokenName) -> Result<(), Problem> {
+    refresh(w, source, true).await
 }

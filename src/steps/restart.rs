@@ -50,6 +50,11 @@ async fn the_identity_is_unchanged(w: &mut KeelWorld, name: TokenName) -> Result
     Err(fail(format!("{lead}: {}", changes.join("; "))))
 }
 
+#[when("the JWKS is recorded")]
+async fn the_jwks_is_recorded(w: &mut KeelWorld) -> Result<(), Problem> {
+    the_jwks_has_been_recorded(w).await
+}
+
 #[given("the JWKS has been recorded")]
 async fn the_jwks_has_been_recorded(w: &mut KeelWorld) -> Result<(), Problem> {
     let ctx = w.ctx()?;

@@ -169,6 +169,24 @@ pub fn verify(token: &str, jwks: &Value) -> Result<Decoded, JwtError> {
     }
 }
 
+/// The JWKS key that verifies `token`, trying every key whatever its kid (to follow a
+/// rotation even when kids are reused); `None` if none does.
+pub fn verifying_key<'a>(token: &str, jwks: &'a Value) -> Option<&'a Value> {
+    jwks_keys(jwks).into_iter().find(|k| {
+        let mut single = k.as_object().cloned().unwrap_or_default();
+        let kid = decode(token).ok().and_then(|d| d.kid().map(str::to_owned));
+        match kid {
+            Some(kid) => single.insert("kid".into(), Value::String(kid)),
+            None => single.remove("kid"),
+        };
+        verify(
+            token,
+            &serde_json::json!({ "keys": [Value::Object(single)] }),
+        )
+        .is_ok()
+    })
+}
+
 /// `token` with one bit of the first signature byte flipped.
 pub fn flip_signature_byte(token: &str) -> Result<String, JwtError> {
     let d = decode(token)?;

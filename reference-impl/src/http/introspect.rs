@@ -58,6 +58,8 @@ async fn introspect_token(app: &App, token: &str) -> Result<Option<Value>, Store
     if let Ok(parts) = app.refresh_format.parse(token) {
         return introspect_refresh(app, &parts, now).await;
     }
+    // Access tokens are judged by the clock they were issued by (skewed under `skewed-iat`).
+    let now = app.access_clock(now);
     let Some(jti) = verify_access(
         token,
         &app.keys,
@@ -178,6 +180,17 @@ pub(crate) async fn revoke(State(app): State<Shared>, headers: HeaderMap, body: 
 /// Revokes `token` if it is one of `client_id`'s; returns whether it was.
 async fn revoke_token(app: &App, client_id: &str, token: &str) -> Result<bool, StoreError> {
     let now = crate::now();
+    if token.starts_with(crate::tokens::API_KEY_PREFIX) {
+        // API keys are revocable here too (only by their owner), so "revoked" is reachable.
+        return match super::api_keys::live_key(app, token, now).await? {
+            Some(rec) if rec.client_id == client_id => {
+                app.store
+                    .revoke_api_key(&rec.public_id, client_id, now)
+                    .await
+            }
+            _ => Ok(false),
+        };
+    }
     if let Ok(parts) = app.refresh_format.parse(token) {
         let mut tx = app.store.begin().await?;
         let Some(rec) = tx.refresh(&parts.public_id).await? else {
@@ -202,7 +215,7 @@ async fn revoke_token(app: &App, client_id: &str, token: &str) -> Result<bool, S
         JwtPolicy::Strict,
         &app.issuer,
         &app.config.audience,
-        now,
+        app.access_clock(now),
     ) else {
         return Ok(false);
     };

@@ -1,11 +1,17 @@
 //! The HTTP surface: router, shared state, OAuth error responses, and the metadata endpoints
 //! (discovery, JWKS, health). The grant logic is in [`token`], introspection and revocation in
-//! [`introspect`], the consent endpoint in [`authorize`], client authentication in [`auth`].
+//! [`introspect`], the consent endpoint in [`authorize`], client authentication in [`auth`],
+//! signing-key rotation in [`admin`], API keys in [`api_keys`].
 
+mod admin;
+mod api_keys;
 mod auth;
 mod authorize;
 mod introspect;
 mod token;
+
+use std::collections::HashMap;
+use std::sync::Mutex as StdMutex;
 
 use std::sync::Arc;
 
@@ -48,11 +54,27 @@ pub struct App {
     pub refresh_format: OpaqueFormat,
     /// JWT verification strictness at introspection (weakened by some faults).
     pub jwt_policy: JwtPolicy,
+    /// `memory-idempotency`: `(client_id, Idempotency-Key)` → `(request hash, jti)`.
+    pub idempotency_memory: StdMutex<HashMap<(String, String), (String, String)>>,
 }
+
+/// How far behind the real clock `skewed-iat` puts access-token times.
+const SKEW_SECONDS: i64 = 600;
 
 impl App {
     fn is(&self, fault: Fault) -> bool {
         self.fault == Some(fault)
+    }
+
+    /// The clock access tokens are issued and judged by: real time, except ten minutes behind
+    /// under `skewed-iat` (a skewed issuer judges its own tokens by the same skewed clock, so
+    /// they still live their whole lifetime from its point of view).
+    fn access_clock(&self, now: i64) -> i64 {
+        if self.is(Fault::SkewedIat) {
+            now - SKEW_SECONDS
+        } else {
+            now
+        }
     }
 
     /// `new-sub-after-restart` derives `sub` from the boot id; otherwise it is the stored uuid.
@@ -116,6 +138,13 @@ impl OAuthError {
     }
     pub(crate) fn unsupported_grant_type(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", d)
+    }
+    pub(crate) fn idempotency_key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "Idempotency-Key reused with a different request",
+        )
     }
     pub(crate) fn invalid_client(d: impl Into<String>, basic_tried: bool) -> Self {
         OAuthError {
@@ -185,6 +214,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/token", post(token::token))
         .route("/introspect", post(introspect::introspect))
         .route("/revoke", post(introspect::revoke))
+        .route("/admin/keys/stage", post(admin::stage))
+        .route("/admin/keys/activate", post(admin::activate))
+        .route("/admin/keys/rotate", post(admin::rotate))
+        .route("/api-keys", post(api_keys::create))
+        .route("/api-keys/validate", post(api_keys::validate))
+        .route("/api-keys/{id}/roll", post(api_keys::roll))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(log_request))
@@ -231,7 +266,8 @@ async fn discovery(State(app): State<Shared>) -> Response {
 }
 
 async fn jwks(State(app): State<Shared>) -> Response {
-    let mut resp = axum::Json(json!({"keys": app.keys.published()})).into_response();
+    let keys = app.keys.published(crate::now());
+    let mut resp = axum::Json(json!({ "keys": keys })).into_response();
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
@@ -246,6 +282,7 @@ async fn health(State(app): State<Shared>) -> Response {
         "schema_version": app.schema_version,
         "started_at": app.started_at,
         "pid": std::process::id(),
+        "active_kid": app.keys.active_kid(),
     }))
     .into_response()
 }

@@ -20,6 +20,7 @@ const SECRET: &str = "s3cret-keel-ci";
 const SECRET2: &str = "s3cret-keel-ci-2";
 const REDIRECT: &str = "http://127.0.0.1/callback";
 const ISSUER: &str = "http://127.0.0.1:9";
+const ADMIN: &str = "admin-token-for-tests";
 
 fn config() -> Config {
     Config {
@@ -46,6 +47,9 @@ fn config() -> Config {
                 username: "bob".to_owned(),
             },
         ],
+        admin_token: Some(ADMIN.to_owned()),
+        key_overlap_seconds: None,
+        api_key_grace_seconds: 60,
     }
 }
 
@@ -57,8 +61,12 @@ struct Issuer {
 
 impl Issuer {
     async fn start(fault: Option<Fault>) -> Issuer {
+        Self::start_with(fault, config()).await
+    }
+
+    async fn start_with(fault: Option<Fault>, config: Config) -> Issuer {
         let dir = tempfile::tempdir().unwrap();
-        let app = crate::open_app(dir.path(), config(), ISSUER.to_owned(), fault)
+        let app = crate::open_app(dir.path(), config, ISSUER.to_owned(), fault)
             .await
             .unwrap();
         Issuer {
@@ -73,9 +81,14 @@ impl Issuer {
         if flush {
             self.app.store.close().await.unwrap();
         }
-        let app = crate::open_app(self.dir.path(), config(), ISSUER.to_owned(), self.app.fault)
-            .await
-            .unwrap();
+        let app = crate::open_app(
+            self.dir.path(),
+            self.app.config.clone(),
+            ISSUER.to_owned(),
+            self.app.fault,
+        )
+        .await
+        .unwrap();
         Issuer {
             router: router(Arc::clone(&app)),
             dir: self.dir,
@@ -584,7 +597,7 @@ async fn state_survives_a_restart() {
     assert_eq!(iss.introspect(&revoked).await, json!({"active": false}));
     let health = iss.get("/health").await.2;
     assert_ne!(health["boot_id"], boot);
-    assert_eq!(health["schema_version"], 1);
+    assert_eq!(health["schema_version"], crate::store::latest_version());
     assert_eq!(iss.refresh(&rt).await.0, StatusCode::OK);
 }
 
@@ -927,3 +940,5 @@ async fn fault_refresh_race() {
         assert_eq!(iss.introspect(w).await, json!({"active": false}));
     }
 }
+
+mod lifecycle;

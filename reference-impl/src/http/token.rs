@@ -1,5 +1,11 @@
 //! `POST /token`: the client-credentials, authorization-code (PKCE S256) and refresh-token
 //! grants. Every token record is committed (except under `lazy-commit`) before the response.
+//!
+//! Client-credentials requests may carry an `Idempotency-Key` (IETF httpapi-idempotency-key
+//! draft): the first use records `(client_id, key, SHA-256 of the canonical request, jti)` in the
+//! same transaction as the token record; a repeat of the same request re-signs the recorded
+//! claims (so the JWT is byte-identical while the signing key is the same), and the same key
+//! with a different request is refused with 422.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,7 +44,7 @@ async fn token_inner(
     let client = authenticate(&app.config, headers, &form)?;
     match form.get("grant_type").map(String::as_str) {
         None => Err(OAuthError::invalid_request("grant_type is required")),
-        Some("client_credentials") => client_credentials(app, client, &form).await,
+        Some("client_credentials") => client_credentials(app, client, &form, headers).await,
         Some("authorization_code") => authorization_code(app, client, &form).await,
         Some("refresh_token") => refresh_token(app, client, &form).await,
         Some(_) => Err(OAuthError::unsupported_grant_type(
@@ -72,19 +78,30 @@ fn mint_access(
     now: i64,
 ) -> Result<(String, TokenRecord), OAuthError> {
     let lifetime = i64::try_from(app.config.access_token_lifetime).unwrap_or(i64::MAX / 2);
+    let iat = app.access_clock(now);
+    let jti = if app.is(Fault::ShortJti) {
+        format!(
+            "{:03x}",
+            rand::Rng::random_range(&mut rand::rng(), 0..0x1000u32)
+        )
+    } else {
+        uuid::Uuid::new_v4().to_string()
+    };
     let claims = AccessClaims {
         iss: app.issuer.clone(),
         sub: sub.to_owned(),
         aud: app.config.audience.clone(),
         client_id: (!app.is(Fault::MissingClientId)).then(|| grant.client_id.clone()),
-        iat: now,
-        nbf: now,
-        exp: now + lifetime,
-        jti: uuid::Uuid::new_v4().to_string(),
+        iat,
+        nbf: iat,
+        exp: iat + lifetime,
+        jti,
         scope: scope.to_owned(),
         family_id: grant.is_family().then(|| grant.id.clone()),
     };
     let jwt = sign_access(&app.keys, &claims)?;
+    // The record carries the claims' times, so that a replay (Idempotency-Key) re-signs the
+    // same claims and introspection reports what the JWT says.
     let record = AccessRecord {
         jti: claims.jti,
         grant_id: grant.id.clone(),
@@ -92,7 +109,7 @@ fn mint_access(
         principal: grant.principal.clone(),
         username: grant.username.clone(),
         scope: scope.to_owned(),
-        issued_at: now,
+        issued_at: claims.iat,
         expires_at: claims.exp,
         revoked_at: None,
     };
@@ -133,32 +150,208 @@ fn success(app: &App, access: String, scope: &str, refresh: Option<String>) -> s
     body
 }
 
+/// Stores an access-token record: normally through the usual path (buffered under
+/// `lazy-commit`), overwriting a colliding `jti` under `short-jti`, and at once when an
+/// idempotency record will refer to it.
+async fn store_access(
+    app: &App,
+    tx: &mut WriteTx<'_>,
+    record: TokenRecord,
+    immediately: bool,
+) -> Result<(), OAuthError> {
+    match &record {
+        TokenRecord::Access(r) if app.is(Fault::ShortJti) => tx.upsert_access(r).await?,
+        _ if immediately => tx.insert_token_now(&record).await?,
+        _ => tx.insert_token(record).await?,
+    }
+    Ok(())
+}
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The `Idempotency-Key` of the request, if it has one and the header is honoured. The draft
+/// makes the value a structured-field string (`"..."`); a bare token is accepted too.
+fn idempotency_key(app: &App, headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    if app.is(Fault::IdempotencyIgnored) {
+        return Ok(None);
+    }
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::invalid_request("malformed Idempotency-Key header");
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "Idempotency-Key given more than once",
+        ));
+    }
+    let raw = value.to_str().map_err(|_| bad())?.trim();
+    let key = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(raw);
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
+        return Err(bad());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// SHA-256 hex of the canonical request: grant type, client id, then every other form
+/// parameter except the client secret, sorted (so the authentication method does not matter).
+fn canonical_request_hash(client: &Client, form: &HashMap<String, String>) -> String {
+    let mut params: Vec<(&str, &str)> = form
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .filter(|(k, _)| !matches!(*k, "client_secret" | "client_id" | "grant_type"))
+        .collect();
+    params.sort_unstable();
+    let mut canonical = url::form_urlencoded::Serializer::new(String::new());
+    canonical.append_pair("grant_type", "client_credentials");
+    canonical.append_pair("client_id", &client.id);
+    canonical.extend_pairs(params);
+    sha256_hex(canonical.finish().as_bytes())
+}
+
+/// The recorded `(request_hash, jti)` for this client's key, from the database or (under
+/// `memory-idempotency`) from memory.
+async fn recorded_idempotency(
+    app: &App,
+    tx: &mut WriteTx<'_>,
+    client_id: &str,
+    key: &str,
+) -> Result<Option<(String, String)>, OAuthError> {
+    if app.is(Fault::MemoryIdempotency) {
+        let map = app
+            .idempotency_memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        return Ok(map.get(&(client_id.to_owned(), key.to_owned())).cloned());
+    }
+    Ok(tx.idempotency(client_id, key).await?)
+}
+
+/// Answers a repeated idempotent request with the same token: the recorded claims, re-signed
+/// with the current key.
+async fn replay(
+    app: &App,
+    tx: &mut WriteTx<'_>,
+    jti: &str,
+) -> Result<serde_json::Value, OAuthError> {
+    let Some(rec) = tx.access(jti).await? else {
+        tracing::error!("idempotency record refers to a missing access token");
+        return Err(OAuthError::from(crate::store::StoreError::Sqlx(
+            sqlx::Error::RowNotFound,
+        )));
+    };
+    let claims = AccessClaims {
+        iss: app.issuer.clone(),
+        sub: app.sub_for_tx(tx, &rec.principal).await?,
+        aud: app.config.audience.clone(),
+        client_id: (!app.is(Fault::MissingClientId)).then(|| rec.client_id.clone()),
+        iat: rec.issued_at,
+        nbf: rec.issued_at,
+        exp: rec.expires_at,
+        jti: rec.jti.clone(),
+        scope: rec.scope.clone(),
+        family_id: None,
+    };
+    let jwt = sign_access(&app.keys, &claims)?;
+    Ok(success(app, jwt, &rec.scope, None))
+}
+
 async fn client_credentials(
     app: &App,
     client: &Client,
     form: &HashMap<String, String>,
+    headers: &HeaderMap,
 ) -> Result<serde_json::Value, OAuthError> {
     let scope = requested_scope(form.get("scope"))?.unwrap_or_else(|| "read".to_owned());
+    let idempotency =
+        idempotency_key(app, headers)?.map(|key| (key, canonical_request_hash(client, form)));
     let now = crate::now();
     let principal = format!("client:{}", client.id);
+    if let Some((key, hash)) = &idempotency {
+        // BEGIN IMMEDIATE serializes this with any concurrent use of the same key.
+        let mut tx = app.store.begin().await?;
+        if let Some((recorded, jti)) = recorded_idempotency(app, &mut tx, &client.id, key).await? {
+            if !ct_eq(recorded.as_bytes(), hash.as_bytes()) {
+                return Err(OAuthError::idempotency_key_reused());
+            }
+            return replay(app, &mut tx, &jti).await;
+        }
+        return issue_client_credentials(
+            app,
+            client,
+            tx,
+            &principal,
+            &scope,
+            now,
+            Some((key, hash)),
+        )
+        .await;
+    }
+    let tx = app.store.begin().await?;
+    issue_client_credentials(app, client, tx, &principal, &scope, now, None).await
+}
+
+async fn issue_client_credentials(
+    app: &App,
+    client: &Client,
+    mut tx: WriteTx<'_>,
+    principal: &str,
+    scope: &str,
+    now: i64,
+    idempotency: Option<(&String, &String)>,
+) -> Result<serde_json::Value, OAuthError> {
     let grant = GrantRecord {
         id: uuid::Uuid::new_v4().to_string(),
         kind: KIND_CLIENT_CREDENTIALS.to_owned(),
         client_id: client.id.clone(),
-        principal: principal.clone(),
+        principal: principal.to_owned(),
         username: None,
-        scope: scope.clone(),
+        scope: scope.to_owned(),
         created_at: now,
         revoked_at: None,
     };
-    let mut tx = app.store.begin().await?;
-    let sub = app.sub_for_tx(&mut tx, &principal).await?;
-    let (jwt, record) = mint_access(app, &grant, &sub, &scope, now)?;
+    let sub = app.sub_for_tx(&mut tx, principal).await?;
+    let (jwt, record) = mint_access(app, &grant, &sub, scope, now)?;
+    let jti = match &record {
+        TokenRecord::Access(a) => a.jti.clone(),
+        TokenRecord::Refresh(r) => r.public_id.clone(),
+    };
     tx.insert_grant(&grant).await?;
-    tx.insert_token(record).await?;
-    tx.commit().await?;
+    store_access(app, &mut tx, record, idempotency.is_some()).await?;
+    let mut remembered = None;
+    if let Some((key, hash)) = idempotency {
+        if app.is(Fault::MemoryIdempotency) {
+            // Recorded before the commit, while this transaction still holds the write lock,
+            // so that a concurrent request with the same key finds it.
+            let entry = (client.id.clone(), key.clone());
+            app.idempotency_memory
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(entry.clone(), (hash.clone(), jti.clone()));
+            remembered = Some(entry);
+        } else {
+            tx.insert_idempotency(&client.id, key, hash, &jti, now)
+                .await?;
+        }
+    }
+    if let Err(e) = tx.commit().await {
+        if let Some(entry) = remembered {
+            app.idempotency_memory
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&entry);
+        }
+        return Err(e.into());
+    }
     // RFC 6749 §4.4.3: no refresh token for client credentials.
-    Ok(success(app, jwt, &scope, None))
+    Ok(success(app, jwt, scope, None))
 }
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
@@ -233,7 +426,7 @@ async fn authorization_code(
     let sub = app.sub_for_tx(&mut tx, &principal).await?;
     let (jwt, access) = mint_access(app, &grant, &sub, &grant.scope, now)?;
     let (refresh, refresh_rec) = mint_refresh(app, &grant, &grant.scope, now);
-    tx.insert_token(access).await?;
+    store_access(app, &mut tx, access, false).await?;
     tx.insert_token(TokenRecord::Refresh(refresh_rec)).await?;
     tx.commit().await?;
     Ok(success(app, jwt, &grant.scope, Some(refresh)))
@@ -380,7 +573,7 @@ async fn refresh_token(
     }
     let sub = app.sub_for_tx(&mut tx, &family.principal).await?;
     let (jwt, access) = mint_access(app, &family, &sub, &scope, now)?;
-    tx.insert_token(access).await?;
+    store_access(app, &mut tx, access, false).await?;
     tx.insert_token(TokenRecord::Refresh(new_rec)).await?;
     tx.commit().await?;
     Ok(success(app, jwt, &scope, Some(new_refresh)))
@@ -427,7 +620,7 @@ async fn refresh_token_racy(
     let mut tx = app.store.begin().await?;
     let sub = app.sub_for_tx(&mut tx, &grant.principal).await?;
     let (jwt, access) = mint_access(app, &grant, &sub, &scope, now)?;
-    tx.insert_token(access).await?;
+    store_access(app, &mut tx, access, false).await?;
     tx.insert_token(TokenRecord::Refresh(new_rec)).await?;
     tx.commit().await?;
     Ok(success(app, jwt, &scope, Some(new_refresh)))
