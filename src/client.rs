@@ -152,7 +152,29 @@ pub struct IssuerClient {
 impl IssuerClient {
     /// A client with the given per-request deadline and body cap.
     pub fn new(timeout: Duration, max_body: usize) -> Result<Self, HttpError> {
-        let http = reqwest::Client::builder()
+        Self::with_ca(timeout, max_body, None)
+    }
+
+    /// A client that also trusts the certificates of a PEM bundle (an issuer behind a
+    /// private CA).
+    pub fn with_ca(
+        timeout: Duration,
+        max_body: usize,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, HttpError> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| HttpError::Transport {
+                    method: "-",
+                    url: "-".into(),
+                    cause: format!("the CA bundle is not PEM certificates: {}", flatten(&e)),
+                })?;
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)

@@ -23,6 +23,29 @@ pub struct Creds {
     pub method: AuthMethod,
     /// Scope for client-credentials requests.
     pub scope: Option<String>,
+    /// Extra token-request parameters.
+    pub params: Vec<(String, String)>,
+    /// (private_key_jwt) Algorithm and key id of the client assertion.
+    pub assertion: Option<(String, Option<String>)>,
+}
+
+impl Creds {
+    /// Credentials from a target file's client section and its secret.
+    pub fn from_section(c: &crate::target::ClientSection, secret: Secret) -> Creds {
+        Creds {
+            id: c.id.clone(),
+            secret,
+            method: c.auth_method,
+            scope: c.scope.clone(),
+            params: c
+                .token_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            assertion: (c.auth_method == AuthMethod::PrivateKeyJwt)
+                .then(|| (c.signing_alg.clone().unwrap_or_default(), c.key_id.clone())),
+        }
+    }
 }
 
 /// Everything shared by the scenarios of one run.

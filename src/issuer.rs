@@ -70,7 +70,23 @@ pub async fn token_request(
     creds: &Creds,
     form: &[(&str, &str)],
 ) -> Result<Reply, Problem> {
-    post_authenticated(ctx, creds, &ctx.endpoints.token, form).await
+    token_request_with(ctx, creds, form, &[]).await
+}
+
+/// A token request with the client's extra parameters (`token_params`) and extra headers.
+async fn token_request_with(
+    ctx: &Context,
+    creds: &Creds,
+    form: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> Result<Reply, Problem> {
+    let mut body: Vec<(&str, &str)> = form.to_vec();
+    for (k, v) in &creds.params {
+        if !body.iter().any(|(bk, _)| bk == k) {
+            body.push((k, v));
+        }
+    }
+    post_with(ctx, creds, &ctx.endpoints.token, &body, headers).await
 }
 
 /// A form POST with the client's authentication, to any issuer URL.
@@ -80,16 +96,115 @@ pub async fn post_authenticated(
     url: &str,
     form: &[(&str, &str)],
 ) -> Result<Reply, Problem> {
-    let mut body: Vec<(&str, &str)> = form.to_vec();
-    let auth = match creds.method {
-        AuthMethod::ClientSecretBasic => Auth::Basic(&creds.id, creds.secret.expose()),
-        AuthMethod::ClientSecretPost => {
-            body.push(("client_id", &creds.id));
-            body.push(("client_secret", creds.secret.expose()));
-            Auth::None
+    post_with(ctx, creds, url, form, &[]).await
+}
+
+/// HTTP Basic credentials (if any) and the form parameters that authenticate a client.
+type ClientAuth = (Option<(String, String)>, Vec<(String, String)>);
+
+/// Client authentication for a form, per the client's method: the `Auth` to send and the form
+/// parameters to add. Only [`post_with`] calls it.
+fn authenticate(
+    ctx: &Context,
+    creds: &Creds,
+) -> Result<ClientAuth, Problem> {
+    match creds.method {
+        AuthMethod::ClientSecretBasic => Ok((
+            Some((creds.id.clone(), creds.secret.expose().to_owned())),
+            Vec::new(),
+        )),
+        AuthMethod::ClientSecretPost => Ok((
+            None,
+            vec![
+                ("client_id".into(), creds.id.clone()),
+                ("client_secret".into(), creds.secret.expose().to_owned()),
+            ],
+        )),
+        AuthMethod::PrivateKeyJwt => {
+            let assertion = client_assertion(ctx, creds)?;
+            Ok((
+                None,
+                vec![
+                    ("client_id".into(), creds.id.clone()),
+                    (
+                        "client_assertion_type".into(),
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                    ),
+                    ("client_assertion".into(), assertion),
+                ],
+            ))
         }
+    }
+}
+
+/// An RFC 7523 §3 client assertion: iss = sub = client id, aud = the issuer and its token
+/// endpoint, a fresh jti, one minute of life, signed with the client's private key.
+fn client_assertion(ctx: &Context, creds: &Creds) -> Result<String, Problem> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let pem = creds.secret.expose().as_bytes();
+    let (alg_name, kid) = creds.assertion.clone().unwrap_or_default();
+    let bad = |e: jsonwebtoken::errors::Error| {
+        error(format!(
+            "the private key for private_key_jwt cannot be used: {e} (put a PKCS#8 PEM key in the variable named by secret_env)"
+        ))
     };
-    Ok(ctx.client.post_form(url, &body, auth, &[]).await?)
+    let (alg, key) = if alg_name.starts_with("ES")
+        || (alg_name.is_empty() && EncodingKey::from_ec_pem(pem).is_ok())
+    {
+        let alg = if alg_name == "ES384" {
+            Algorithm::ES384
+        } else {
+            Algorithm::ES256
+        };
+        (alg, EncodingKey::from_ec_pem(pem).map_err(bad)?)
+    } else if alg_name == "EdDSA" || (alg_name.is_empty() && EncodingKey::from_ed_pem(pem).is_ok())
+    {
+        (
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_pem(pem).map_err(bad)?,
+        )
+    } else {
+        let alg = match alg_name.as_str() {
+            "RS384" => Algorithm::RS384,
+            "RS512" => Algorithm::RS512,
+            "PS256" => Algorithm::PS256,
+            _ => Algorithm::RS256,
+        };
+        (alg, EncodingKey::from_rsa_pem(pem).map_err(bad)?)
+    };
+    let mut header = Header::new(alg);
+    header.kid = kid;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let claims = serde_json::json!({
+        "iss": creds.id, "sub": creds.id,
+        "aud": [ctx.endpoints.issuer, ctx.endpoints.token],
+        "jti": format!("{:032x}", rand::random::<u128>()),
+        "iat": now, "exp": now + 60,
+    });
+    jsonwebtoken::encode(&header, &claims, &key).map_err(bad)
+}
+
+/// A form POST with client authentication and extra headers.
+async fn post_with(
+    ctx: &Context,
+    creds: &Creds,
+    url: &str,
+    form: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> Result<Reply, Problem> {
+    let (basic, extra) = authenticate(ctx, creds)?;
+    let mut body: Vec<(&str, &str)> = form.to_vec();
+    for (k, v) in &extra {
+        body.push((k, v));
+    }
+    let auth = match &basic {
+        Some((id, secret)) => Auth::Basic(id, secret),
+        None => Auth::None,
+    };
+    Ok(ctx.client.post_form(url, &body, auth, headers).await?)
 }
 
 /// Reads a successful token response, or explains the failure (RFC 6749 §5.2 error included).
@@ -187,23 +302,11 @@ pub async fn client_credentials_reply(
     if let Some(s) = scope.or(creds.scope.as_deref()) {
         form.push(("scope", s));
     }
-    let mut body: Vec<(&str, &str)> = form.clone();
-    let auth = match creds.method {
-        AuthMethod::ClientSecretBasic => Auth::Basic(&creds.id, creds.secret.expose()),
-        AuthMethod::ClientSecretPost => {
-            body.push(("client_id", &creds.id));
-            body.push(("client_secret", creds.secret.expose()));
-            Auth::None
-        }
-    };
     let headers: Vec<(&str, &str)> = idempotency_key
         .map(|k| ("idempotency-key", k))
         .into_iter()
         .collect();
-    Ok(ctx
-        .client
-        .post_form(&ctx.endpoints.token, &body, auth, &headers)
-        .await?)
+    token_request_with(ctx, creds, &form, &headers).await
 }
 
 /// Client-credentials grant for `creds` (see [`client_credentials_reply`]).
@@ -238,6 +341,73 @@ pub async fn validate_api_key(ctx: &Context, key: &str) -> Result<Map<String, Va
 /// Holds an API key.
 pub fn hold_api_key(ctx: &Context, key: &str) -> Held {
     hold(ctx, TokenKind::ApiKey, key, None)
+}
+
+/// User tokens (an access token with a refresh token) the way the target declares:
+/// authorization code, password grant, or a command that prints a token response.
+pub async fn user_tokens(ctx: &Context) -> Result<Issued, Problem> {
+    use crate::target::UserTokenMethod;
+    let Some(ut) = &ctx.user_tokens else {
+        return Err(not_applicable(
+            "the target declares no [user_tokens], so keel cannot obtain user tokens or refresh tokens",
+        ));
+    };
+    match ut.method {
+        UserTokenMethod::AuthorizationCode => authorization_code(ctx).await,
+        UserTokenMethod::Password => {
+            let username = ut.username.clone().unwrap_or_default();
+            let var = ut.password_env.clone().unwrap_or_default();
+            let password = std::env::var(&var).map_err(|_| {
+                error(format!(
+                    "environment variable {var} (the test user's password) is not set"
+                ))
+            })?;
+            let mut form = vec![
+                ("grant_type", "password"),
+                ("username", username.as_str()),
+                ("password", password.as_str()),
+            ];
+            if let Some(s) = &ut.scope {
+                form.push(("scope", s));
+            }
+            let reply = token_request(ctx, &ctx.creds, &form).await?;
+            parse_token_response(ctx, &reply, "password grant")
+        }
+        UserTokenMethod::Command => {
+            let cmd = ut.run.clone().unwrap_or_default();
+            let out = tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&cmd)
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .map_err(|_| {
+                error(format!(
+                    "user-token command `{cmd}` did not finish within 60s"
+                ))
+            })?
+            .map_err(|e| error(format!("user-token command `{cmd}` could not run: {e}")))?;
+            if !out.status.success() {
+                return Err(error(format!(
+                    "user-token command `{cmd}` failed ({})",
+                    out.status
+                )));
+            }
+            // The command's output is a token response: treat it like one from the token endpoint.
+            let reply = Reply {
+                method: "RUN",
+                url: format!("command `{cmd}`"),
+                status: 200,
+                headers: Default::default(),
+                body: out.stdout,
+            };
+            parse_token_response(ctx, &reply, "user-token command")
+        }
+    }
 }
 
 /// Authorization-code grant with PKCE against an issuer that approves the test user itself.

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod context;
 pub mod discovery;
+pub mod expect;
 pub mod features;
 pub mod identity;
 pub mod issuer;

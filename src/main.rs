@@ -98,6 +98,10 @@ struct RunArgs {
     /// Write the full report as JSON here (verdicts, proofs, fingerprinted ledger).
     #[arg(long, value_name = "FILE")]
     report_json: Option<PathBuf>,
+    /// Known failures of the target (TOML: [[expected]] req, reason, expires): they do not fail
+    /// the run, but one that passes or expires does.
+    #[arg(long, value_name = "FILE")]
+    expectations: Option<PathBuf>,
     /// Keep the reference issuer's data directory and print where it is.
     #[arg(long)]
     keep_data: bool,
@@ -194,6 +198,7 @@ async fn run(a: RunArgs) -> ExitCode {
         reqs: a.reqs,
         junit: a.junit,
         json: a.report_json,
+        expectations: a.expectations,
         keep_data: a.keep_data,
         strict: a.strict,
         reference_bin: None,

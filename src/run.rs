@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub junit: Option<PathBuf>,
     /// JSON report output.
     pub json: Option<PathBuf>,
+    /// Expectations file (known failures).
+    pub expectations: Option<PathBuf>,
     /// Keep the reference issuer's data directory.
     pub keep_data: bool,
     /// Warnings fail the run.
@@ -146,6 +148,10 @@ async fn run_inner(opts: RunOptions) -> Result<RunReport, StartError> {
         return Err(StartError::EmptySelection(what));
     }
 
+    let expected = match &opts.expectations {
+        Some(p) => Some(crate::expect::load(p)?),
+        None => None,
+    };
     let started = start(&opts, total).await?;
     let ctx = started.ctx.clone();
     context::install(ctx.clone());
@@ -232,9 +238,19 @@ async fn run_inner(opts: RunOptions) -> Result<RunReport, StartError> {
         scenarios,
         requirements: vec![],
         strict: opts.strict,
+        expectation_problems: Vec::new(),
         duration_ms: started_at.elapsed().as_millis() as u64,
     };
     report.summarize();
+    if let Some(expected) = &expected {
+        let paste = crate::expect::apply(&mut report, expected, &crate::expect::today());
+        if opts.progress && !paste.is_empty() {
+            crate::say!("\nkeel: failures not in the expectations file; if they are known, add:\n");
+            for p in &paste {
+                crate::say!("{p}\n");
+            }
+        }
+    }
     if let Some(path) = &opts.junit {
         crate::report::junit::write(&report, path).map_err(|e| {
             StartError::Io(format!("cannot write JUnit XML to {}: {e}", path.display()))
@@ -298,6 +314,8 @@ pub async fn reference_context(
             secret: main.secret.clone(),
             method: AuthMethod::ClientSecretBasic,
             scope: None,
+            params: Vec::new(),
+            assertion: None,
         },
         access_format: Some(AccessTokenFormat::Jwt),
         refresh_format: Some(TokenFormat::Prefixed(PrefixedFormat {
@@ -312,6 +330,8 @@ pub async fn reference_context(
             secret: c.secret.clone(),
             method: AuthMethod::ClientSecretPost,
             scope: None,
+            params: Vec::new(),
+            assertion: None,
         }),
         access_lifetime: Some(std::time::Duration::from_secs(reference::ACCESS_LIFETIME)),
         clock_skew: DEFAULT_SKEW,
@@ -335,6 +355,9 @@ pub async fn reference_context(
             redirect_uri: "http://127.0.0.1/callback".into(),
             login_hint: config.users.first().cloned(),
             scope: Some("read".into()),
+            username: None,
+            password_env: None,
+            run: None,
         }),
         lifecycle: Lifecycle::Reference(issuer.clone(), config.admin_token.clone()),
         fingerprint_key,
@@ -365,8 +388,38 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
             }
             let loaded = target::load(path)?;
             let f = &loaded.file;
-            let client = IssuerClient::new(f.http.timeout, f.http.max_body_bytes)
-                .map_err(|e| StartError::Io(e.to_string()))?;
+            let ca = match &f.http.ca_bundle {
+                Some(p) => {
+                    let p = if p.is_relative() {
+                        path.parent().unwrap_or(std::path::Path::new(".")).join(p)
+                    } else {
+                        p.clone()
+                    };
+                    Some(std::fs::read(&p).map_err(|e| {
+                        StartError::Target(TargetError {
+                            path: path.clone(),
+                            line: None,
+                            message: format!("cannot read the CA bundle {}: {e}", p.display()),
+                            fix: Some(
+                                "point [http] ca_bundle at a PEM file of CA certificates".into(),
+                            ),
+                        })
+                    })?)
+                }
+                None => None,
+            };
+            let client =
+                IssuerClient::with_ca(f.http.timeout, f.http.max_body_bytes, ca.as_deref())
+                    .map_err(|e| {
+                        StartError::Target(TargetError {
+                            path: path.clone(),
+                            line: None,
+                            message: e.to_string(),
+                            fix: Some(
+                                "point [http] ca_bundle at a PEM file of CA certificates".into(),
+                            ),
+                        })
+                    })?;
             let endpoints =
                 discovery::discover(&client, f.issuer.url.get_ref(), &f.issuer.endpoints).await?;
             if endpoints.metadata_url.is_none() {
@@ -388,22 +441,12 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
             let ctx = Context {
                 client,
                 endpoints,
-                creds: Creds {
-                    id: f.client.id.clone(),
-                    secret: loaded.secret.clone(),
-                    method: f.client.auth_method,
-                    scope: f.client.scope.clone(),
-                },
+                creds: Creds::from_section(&f.client, loaded.secret.clone()),
                 access_format: f.capabilities.access_token,
                 refresh_format: f.capabilities.refresh_token.clone(),
                 refresh_policy: f.capabilities.refresh_policy,
                 second_creds: match (&f.second_client, &loaded.second_secret) {
-                    (Some(c), Some(secret)) => Some(Creds {
-                        id: c.id.clone(),
-                        secret: secret.clone(),
-                        method: c.auth_method,
-                        scope: c.scope.clone(),
-                    }),
+                    (Some(c), Some(secret)) => Some(Creds::from_section(c, secret.clone())),
                     _ => None,
                 },
                 access_lifetime: f.capabilities.access_token_lifetime,

@@ -104,6 +104,8 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// Credentials in the form body.
     ClientSecretPost,
+    /// An RFC 7523 client assertion signed with the private key (PEM) held in `secret_env`.
+    PrivateKeyJwt,
 }
 
 /// `[client]`.
@@ -119,6 +121,13 @@ pub struct ClientSection {
     pub auth_method: AuthMethod,
     /// Scope to request, if the issuer needs one.
     pub scope: Option<String>,
+    /// Extra token-request parameters (RFC 8707 `resource`, `audience`, ...).
+    #[serde(default)]
+    pub token_params: std::collections::BTreeMap<String, String>,
+    /// (private_key_jwt) The JWS algorithm; default from the key type (ES256, EdDSA, RS256).
+    pub signing_alg: Option<String>,
+    /// (private_key_jwt) The `kid` to put in the assertion header.
+    pub key_id: Option<String>,
 }
 
 /// `[capabilities]`.
@@ -206,14 +215,22 @@ pub enum ChecksumScheme {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserTokens {
-    /// Only `authorization_code` for now.
+    /// How: `authorization_code`, `password` or `command`.
     pub method: UserTokenMethod,
-    /// Registered redirect URI; keel never follows it, it reads the code from `Location`.
+    /// (authorization_code) Registered redirect URI; keel never follows it, it reads the code
+    /// from `Location`.
+    #[serde(default)]
     pub redirect_uri: String,
-    /// `login_hint` naming the test user.
+    /// (authorization_code) `login_hint` naming the test user.
     pub login_hint: Option<String>,
     /// Scope to request.
     pub scope: Option<String>,
+    /// (password) The test user's name.
+    pub username: Option<String>,
+    /// (password) The environment variable holding the test user's password.
+    pub password_env: Option<String>,
+    /// (command) A shell command that prints an RFC 6749 §5.1 token response (JSON) on stdout.
+    pub run: Option<String>,
 }
 
 /// How user tokens are obtained.
@@ -222,6 +239,10 @@ pub struct UserTokens {
 pub enum UserTokenMethod {
     /// RFC 6749 §4.1 with PKCE (RFC 7636), consent given automatically by the issuer.
     AuthorizationCode,
+    /// RFC 6749 §4.3, where the target still supports it.
+    Password,
+    /// A hook command that prints a token response.
+    Command,
 }
 
 /// `[hooks]`.
@@ -341,6 +362,11 @@ pub struct HttpSettings {
     /// Cap on a response body, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// A PEM bundle of CA certificates to trust besides the system's (an issuer behind a
+    /// private CA); relative to the target file.
+    pub ca_bundle: Option<PathBuf>,
+    /// How many non-serial scenarios run at once against this target.
+    pub concurrency: Option<usize>,
 }
 
 impl Default for HttpSettings {
@@ -348,6 +374,8 @@ impl Default for HttpSettings {
         Self {
             timeout: default_timeout(),
             max_body_bytes: default_max_body(),
+            ca_bundle: None,
+            concurrency: None,
         }
     }
 }
@@ -487,6 +515,51 @@ pub fn parse(
         }
     }
     let secret = read_secret(path, text, &file.client.secret_env, &env)?;
+    if let Some(ut) = &file.user_tokens {
+        let line = text
+            .lines()
+            .position(|l| l.trim() == "[user_tokens]")
+            .map(|i| i + 1);
+        let missing = |what: &str, fix: &str| TargetError {
+            path: path.to_owned(),
+            line,
+            message: format!("[user_tokens] method = {:?} needs {what}", ut.method),
+            fix: Some(fix.to_owned()),
+        };
+        match ut.method {
+            UserTokenMethod::AuthorizationCode if ut.redirect_uri.is_empty() => {
+                return Err(missing(
+                    "redirect_uri",
+                    "add redirect_uri = \"<a registered redirect URI>\"",
+                ));
+            }
+            UserTokenMethod::Password if ut.username.is_none() || ut.password_env.is_none() => {
+                return Err(missing(
+                    "username and password_env",
+                    "add username = \"...\" and password_env = \"<variable holding the password>\"",
+                ));
+            }
+            UserTokenMethod::Command if ut.run.is_none() => {
+                return Err(missing(
+                    "run",
+                    "add run = \"<command printing a token response as JSON>\"",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(var) = &ut.password_env
+            && env(var).is_none_or(|v| v.is_empty())
+        {
+            return Err(TargetError {
+                path: path.to_owned(),
+                line,
+                message: format!(
+                    "environment variable {var} (the test user's password) is not set"
+                ),
+                fix: Some(format!("export {var}=<the password> before running keel")),
+            });
+        }
+    }
     let hooks = [
         ("restart", &file.hooks.restart),
         ("kill", &file.hooks.kill),

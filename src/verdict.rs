@@ -15,6 +15,8 @@ pub enum Verdict {
     Pass,
     /// The rule does not apply to this target (a capability is absent); the reason is given.
     NotApplicable,
+    /// Failed, as the target's expectations file says it does (with a reason).
+    ExpectedFailure,
     /// A SHOULD was broken.
     Warn,
     /// A MUST was broken.
@@ -29,6 +31,7 @@ impl Verdict {
         match self {
             Verdict::Pass => "PASS",
             Verdict::NotApplicable => "N/A",
+            Verdict::ExpectedFailure => "XFAIL",
             Verdict::Warn => "WARN",
             Verdict::Fail => "FAIL",
             Verdict::Error => "ERROR",
@@ -41,9 +44,10 @@ impl Verdict {
         match self {
             Verdict::NotApplicable => 0,
             Verdict::Pass => 1,
-            Verdict::Warn => 2,
-            Verdict::Fail => 3,
-            Verdict::Error => 4,
+            Verdict::ExpectedFailure => 2,
+            Verdict::Warn => 3,
+            Verdict::Fail => 4,
+            Verdict::Error => 5,
         }
     }
 }
@@ -53,6 +57,7 @@ impl std::fmt::Display for Verdict {
         f.write_str(match self {
             Verdict::Pass => "pass",
             Verdict::NotApplicable => "not applicable",
+            Verdict::ExpectedFailure => "expected failure",
             Verdict::Warn => "warn",
             Verdict::Fail => "fail",
             Verdict::Error => "error",
@@ -206,6 +211,9 @@ pub struct RunReport {
     pub requirements: Vec<RequirementSummary>,
     /// Whether warnings fail the run.
     pub strict: bool,
+    /// Problems with the expectations file (an expected failure that passed, an expired
+    /// entry): each fails the run.
+    pub expectation_problems: Vec<String>,
     /// Wall time of the whole run.
     pub duration_ms: u64,
 }
@@ -263,7 +271,8 @@ impl RunReport {
 
     /// Exit code: 0 nothing failed or errored (warnings allowed unless strict), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        let bad = self.count(Verdict::Fail)
+        let bad = self.expectation_problems.len()
+            + self.count(Verdict::Fail)
             + self.count(Verdict::Error)
             + if self.strict {
                 self.count(Verdict::Warn)

@@ -31,7 +31,7 @@ pub fn render(report: &RunReport) -> String {
     out.push_str(&format!(
         "<testsuites name=\"keel\" tests=\"{total}\" failures=\"{failures}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
         report.count(Verdict::Error),
-        report.count(Verdict::NotApplicable),
+        report.count(Verdict::NotApplicable) + report.count(Verdict::ExpectedFailure),
         report.duration_ms as f64 / 1000.0
     ));
     for f in features {
@@ -49,7 +49,7 @@ pub fn render(report: &RunReport) -> String {
             escape(f),
             cases.len(),
             count(Verdict::Error),
-            count(Verdict::NotApplicable)
+            count(Verdict::NotApplicable) + count(Verdict::ExpectedFailure)
         ));
         for s in cases {
             out.push_str(&case(s, report.strict));
@@ -86,6 +86,10 @@ fn case(s: &ScenarioRecord, strict: bool) -> String {
         Verdict::NotApplicable => format!(
             "      <skipped message=\"{}\"/>\n",
             escape(format!("not applicable: {msg}").as_str())
+        ),
+        Verdict::ExpectedFailure => format!(
+            "      <skipped message=\"{}\"/>\n",
+            escape(format!("expected failure: {msg}").as_str())
         ),
         Verdict::Warn if strict => format!(
             "      <failure message=\"{}\">{}</failure>\n",

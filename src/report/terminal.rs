@@ -66,6 +66,15 @@ pub fn summary(report: &RunReport) {
         report.count(Verdict::Error),
         report.duration_ms as f64 / 1000.0
     );
+    for p in &report.expectation_problems {
+        crate::say!("keel: expectations: {p}");
+    }
+    if report.count(Verdict::ExpectedFailure) > 0 {
+        crate::say!(
+            "{} expected failures (listed in the expectations file)",
+            report.count(Verdict::ExpectedFailure)
+        );
+    }
     let verdict = match report.exit_code() {
         0 if report.count(Verdict::Warn) > 0 => "conformant, with warnings",
         0 => "conformant",

@@ -21,7 +21,7 @@ async fn an_access_token_from_client_credentials(w: &mut KeelWorld) -> Result<()
 #[given("a refresh token issued to the test user")]
 async fn a_refresh_token_issued_to_the_test_user(w: &mut KeelWorld) -> Result<(), Problem> {
     let ctx = w.ctx()?;
-    let issued = issuer::authorization_code(&ctx).await?;
+    let issued = issuer::user_tokens(&ctx).await?;
     let Some(refresh) = issued.refresh else {
         return Err(error(
             "the authorization-code grant returned no refresh token; declare the refresh policy `none` if the issuer never issues them",

@@ -36,7 +36,7 @@ fn policy(w: &KeelWorld) -> Result<RefreshPolicy, Problem> {
 #[given("another refresh token issued to the test user")]
 async fn another_refresh_token(w: &mut KeelWorld) -> Result<(), Problem> {
     let ctx = w.ctx()?;
-    let issued = issuer::authorization_code(&ctx).await?;
+    let issued = issuer::user_tokens(&ctx).await?;
     let rt = issued
         .refresh
         .ok_or_else(|| error("the authorization-code grant returned no refresh token"))?;
