@@ -104,10 +104,7 @@ type ClientAuth = (Option<(String, String)>, Vec<(String, String)>);
 
 /// Client authentication for a form, per the client's method: the `Auth` to send and the form
 /// parameters to add. Only [`post_with`] calls it.
-fn authenticate(
-    ctx: &Context,
-    creds: &Creds,
-) -> Result<ClientAuth, Problem> {
+fn authenticate(ctx: &Context, creds: &Creds) -> Result<ClientAuth, Problem> {
     match creds.method {
         AuthMethod::ClientSecretBasic => Ok((
             Some((creds.id.clone(), creds.secret.expose().to_owned())),

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod expect;
 pub mod features;
 pub mod identity;
+pub mod init;
 pub mod issuer;
 pub mod lifecycle;
 pub mod normalize;

@@ -52,6 +52,23 @@ enum Command {
     MigrateReference(SchemaArgs),
     /// Roll the reference issuer's database back (default: one version down, never below 2).
     RollbackReference(SchemaArgs),
+    /// Write a commented target file from an issuer's metadata (RFC 8414 / OpenID discovery).
+    ///
+    /// Everything keel could infer is filled in; what metadata cannot tell (the client, the
+    /// refresh policy, hooks) is a TODO placeholder.
+    Init {
+        /// The issuer identifier.
+        #[arg(long)]
+        issuer: String,
+        /// Where to write the file (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Validate a target file: every problem with its line and the fix; exit 0 when none.
+    Check {
+        /// The target file.
+        file: PathBuf,
+    },
     /// List the reference issuer's fault modes: name, a tab, the requirements each breaks.
     Faults,
     /// List the scenarios (built-in and --features) with their requirement ids and tags.
@@ -178,6 +195,19 @@ fn main() -> ExitCode {
             } => serve(listen, data_dir, fault).await,
             Command::MigrateReference(a) => schema(a, true).await,
             Command::RollbackReference(a) => schema(a, false).await,
+            Command::Init { issuer, out } => init(&issuer, out).await,
+            Command::Check { file } => {
+                let problems = keel::target::check(&file);
+                for p in &problems {
+                    eprintln!("keel: {p}");
+                }
+                if problems.is_empty() {
+                    keel::say!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                }
+            }
             Command::Faults => {
                 for f in keel_reference::Fault::ALL {
                     keel::say!("{}\t{}", f.name(), f.breaks().join(","));
@@ -242,6 +272,52 @@ async fn serve(listen: SocketAddr, data_dir: PathBuf, fault: Option<String>) -> 
         Err(e) => {
             eprintln!("keel: error: the reference issuer stopped: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+async fn init(issuer: &str, out: Option<PathBuf>) -> ExitCode {
+    let client = match keel::client::IssuerClient::new(
+        keel::client::DEFAULT_TIMEOUT,
+        keel::client::DEFAULT_MAX_BODY,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keel: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match keel::init::init(&client, issuer).await {
+        Ok(text) => match out {
+            Some(path) if path.exists() => {
+                eprintln!(
+                    "keel: error: {} exists; keel init never overwrites a file (choose another --out)",
+                    path.display()
+                );
+                ExitCode::from(2)
+            }
+            Some(path) => match std::fs::write(&path, text) {
+                Ok(()) => {
+                    eprintln!(
+                        "keel: wrote {}; fill in the TODOs, then `keel check {}`",
+                        path.display(),
+                        path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("keel: error: cannot write {}: {e}", path.display());
+                    ExitCode::from(2)
+                }
+            },
+            None => {
+                keel::say!("{text}");
+                ExitCode::SUCCESS
+            }
+        },
+        Err(e) => {
+            eprintln!("keel: error: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -91,6 +91,7 @@ pub enum StartError {
 
 struct Started {
     ctx: Arc<Context>,
+    concurrency: Option<usize>,
     reference: Option<Arc<ReferenceIssuer>>,
     data_dir: Option<tempfile::TempDir>,
     label: String,
@@ -160,7 +161,7 @@ async fn run_inner(opts: RunOptions) -> Result<RunReport, StartError> {
     // default hook's "thread panicked" noise is silenced for the run.
     std::panic::set_hook(Box::new(|_| {}));
 
-    let concurrency = opts.concurrency.max(1);
+    let concurrency = started.concurrency.unwrap_or(opts.concurrency).max(1);
     let exec = KeelWorld::cucumber::<&str>()
         .with_parser(Preparsed(all))
         .with_writer(SilentWriter::default())
@@ -473,6 +474,7 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
             }
             Ok(Started {
                 label: f.issuer.url.get_ref().clone(),
+                concurrency: f.http.concurrency,
                 ctx: Arc::new(ctx),
                 reference: None,
                 data_dir: None,
@@ -515,6 +517,7 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
             }
             Ok(Started {
                 label,
+                concurrency: None,
                 ctx: Arc::new(ctx),
                 reference: Some(issuer),
                 data_dir: Some(dir),

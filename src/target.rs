@@ -474,14 +474,45 @@ fn read_secret(
     }
 }
 
+/// Checks a target file and returns every problem found, each with its line and fix
+/// (`keel check`). An unparsable file gives one problem: the first syntax error.
+pub fn check(path: &Path) -> Vec<TargetError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![TargetError {
+                path: path.to_owned(),
+                line: None,
+                message: format!("cannot read the target file: {e}"),
+                fix: Some("pass the path of an existing TOML file".into()),
+            }];
+        }
+    };
+    match syntax(path, &text) {
+        Err(e) => vec![e],
+        Ok(file) => semantic(path, &text, &file, |name| std::env::var(name).ok()),
+    }
+}
+
 /// Parses and validates target-file text; `env` looks up environment variables.
 pub fn parse(
     path: &Path,
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<(TargetFile, Secret), TargetError> {
+    let file = syntax(path, text)?;
+    let errs = semantic(path, text, &file, &env);
+    if let Some(e) = errs.into_iter().next() {
+        return Err(e);
+    }
+    let secret = read_secret(path, text, &file.client.secret_env, &env)?;
+    Ok((file, secret))
+}
+
+/// Parses the TOML of a target file, naming the line of the first syntax or shape error.
+fn syntax(path: &Path, text: &str) -> Result<TargetFile, TargetError> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-    let file: TargetFile = toml::from_str(text).map_err(|e| {
+    toml::from_str::<TargetFile>(text).map_err(|e| {
         let message = e.message().trim().to_owned();
         let fix = if message.starts_with("unknown field") {
             Some("remove or rename the key; `keel run --help` lists the target-file keys".into())
@@ -496,7 +527,30 @@ pub fn parse(
             message,
             fix,
         }
-    })?;
+    })
+}
+
+/// Every problem of a parsed target file beyond its syntax: URLs, secrets in the environment,
+/// hook shapes, user-token settings. `keel check` prints them all; a run stops at the first.
+fn semantic(
+    path: &Path,
+    text: &str,
+    file: &TargetFile,
+    env: impl Fn(&str) -> Option<String>,
+) -> Vec<TargetError> {
+    let mut errs = Vec::new();
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    for (i, l) in text.lines().enumerate() {
+        let code = l.split('#').next().unwrap_or("");
+        if code.contains("TODO") {
+            errs.push(TargetError {
+                path: path.to_owned(),
+                line: Some(i + 1),
+                message: "a TODO placeholder from `keel init` is still there".into(),
+                fix: Some("replace it with the real value".into()),
+            });
+        }
+    }
     let err = |span: std::ops::Range<usize>, message: String, fix: &str| TargetError {
         path: path.to_owned(),
         line: Some(line_of(span.start)),
@@ -507,14 +561,21 @@ pub fn parse(
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         _ => {
-            return Err(err(
+            errs.push(err(
                 file.issuer.url.span(),
                 format!("issuer url {url:?} is not an http(s) URL"),
                 "write the issuer identifier, e.g. url = \"https://auth.example.com\"",
             ));
         }
     }
-    let secret = read_secret(path, text, &file.client.secret_env, &env)?;
+    if let Err(e) = read_secret(path, text, &file.client.secret_env, &env) {
+        errs.push(e);
+    }
+    if let Some(c) = &file.second_client
+        && let Err(e) = read_secret(path, text, &c.secret_env, &env)
+    {
+        errs.push(e);
+    }
     if let Some(ut) = &file.user_tokens {
         let line = text
             .lines()
@@ -528,19 +589,19 @@ pub fn parse(
         };
         match ut.method {
             UserTokenMethod::AuthorizationCode if ut.redirect_uri.is_empty() => {
-                return Err(missing(
+                errs.push(missing(
                     "redirect_uri",
                     "add redirect_uri = \"<a registered redirect URI>\"",
                 ));
             }
             UserTokenMethod::Password if ut.username.is_none() || ut.password_env.is_none() => {
-                return Err(missing(
+                errs.push(missing(
                     "username and password_env",
                     "add username = \"...\" and password_env = \"<variable holding the password>\"",
                 ));
             }
             UserTokenMethod::Command if ut.run.is_none() => {
-                return Err(missing(
+                errs.push(missing(
                     "run",
                     "add run = \"<command printing a token response as JSON>\"",
                 ));
@@ -550,7 +611,7 @@ pub fn parse(
         if let Some(var) = &ut.password_env
             && env(var).is_none_or(|v| v.is_empty())
         {
-            return Err(TargetError {
+            errs.push(TargetError {
                 path: path.to_owned(),
                 line,
                 message: format!(
@@ -577,7 +638,7 @@ pub fn parse(
                 .lines()
                 .position(|l| l.trim() == format!("[hooks.{name}]"))
                 .map(|i| i + 1);
-            return Err(TargetError {
+            errs.push(TargetError {
                 path: path.to_owned(),
                 line,
                 message: format!(
@@ -590,7 +651,7 @@ pub fn parse(
         }
     }
     if file.hooks.stage_signing_key.is_some() != file.hooks.activate_signing_key.is_some() {
-        return Err(TargetError {
+        errs.push(TargetError {
             path: path.to_owned(),
             line: None,
             message: "[hooks.stage_signing_key] and [hooks.activate_signing_key] come as a pair"
@@ -600,7 +661,7 @@ pub fn parse(
             ),
         });
     }
-    Ok((file, secret))
+    errs
 }
 
 #[cfg(test)]
