@@ -133,7 +133,7 @@ struct RunArgs {
     quiet: bool,
 }
 
-const TARGET_HELP: &str = r#"Target file (every key not shown is optional; unknown keys are errors):
+const TARGET_HELP: &str = r#"Target file (every key not shown is optional; unknown keys are errors; `keel init` writes one):
 
   [issuer]
   url = "https://auth.example.com"       # issuer identifier; RFC 8414 / OIDC discovery
@@ -143,34 +143,57 @@ const TARGET_HELP: &str = r#"Target file (every key not shown is optional; unkno
   [client]
   id = "keel-ci"
   secret_env = "KEEL_CLIENT_SECRET"      # the secret itself never goes in this file
-  auth_method = "client_secret_basic"    # or "client_secret_post"
+  auth_method = "client_secret_basic"    # or "client_secret_post", or "private_key_jwt"
+                                         #   (then secret_env holds the PEM private key)
+  # scope = "read"
+  # token_params = { resource = "https://api.example.com", audience = "api" }
+  # [second_client]                      # same keys; for requirements comparing two principals
 
   [capabilities]                         # what you declare decides what applies
   access_token = "jwt"                   # or "opaque"
+  refresh_policy = "rotate"              # or "reuse" or "none"
+  access_token_lifetime = "3600s"        # exp - iat; clock_skew = "60s"; idempotency = true
   [capabilities.refresh_token]
   format = "prefixed"                    # or "opaque" (format checks not applicable)
   prefix = "krt_"
   public_id_length = 16
   checksum = "crc32-base62"
 
-  [user_tokens]                          # the authorization-code grant, auto-approved
-  method = "authorization_code"
+  [user_tokens]                          # how keel gets user (and refresh) tokens
+  method = "authorization_code"          # auto-approved: redirect_uri, login_hint
   redirect_uri = "http://127.0.0.1/callback"
   login_hint = "alice"
+  # method = "password"  username = "alice"  password_env = "KEEL_USER_PASSWORD"
+  # method = "command"   run = "./get-token.sh"   (prints a token response as JSON)
 
-  [hooks.restart]
-  run = "systemctl restart my-issuer"    # a shell command
-  ready_timeout = "30s"
-  # [hooks.kill]  run = "systemctl kill -s KILL my-issuer && systemctl start my-issuer"
+  [hooks.restart]                        # each hook: run = "<shell>" or
+  run = "systemctl restart my-issuer"    #   http = { url = "...", method = "POST", bearer_env = "..." }
+  ready_timeout = "30s"                  # and timeout = "60s" for the hook itself
+  # [hooks.kill]                         # SIGKILL + start (durability, RST-6)
+  # [hooks.migrate] / [hooks.rollback]   # schema up / down, issuer restarted on it
+  # [hooks.stage_signing_key] + [hooks.activate_signing_key], or [hooks.rotate_signing_key]
 
   [proof]
   boot_id_url = "https://auth.example.com/health"   # else: downtime observed during the hook
   boot_id_pointer = "/boot_id"
+  # schema_version_url = "..."  schema_version_pointer = "/schema_version"  (migrate/rollback)
+
+  [http]
+  timeout = "10s"                        # per request, body included
+  # max_body_bytes = 1048576  ca_bundle = "ca.pem"  concurrency = 8
+
+Expectations file (--expectations), known failures that must still fail:
+
+  [[expected]]
+  req = "RST-1"
+  reason = "in-memory store: tokens are lost on restart"
+  expires = "2027-06-30"                 # optional; past it the run fails
 
 Examples:
   keel run                                   # the suite against the bundled reference issuer
   keel run --reference-fault ephemeral-keys  # prove the suite catches a broken issuer
-  keel run --target my-issuer.toml --junit keel.xml
+  keel init --issuer https://auth.example.com --out my-issuer.toml && keel check my-issuer.toml
+  keel run --target my-issuer.toml --expectations known.toml --junit keel.xml
   keel run --req RST-1,RST-2 --tags @area:restart"#;
 
 fn main() -> ExitCode {
