@@ -70,6 +70,8 @@ pub struct Context {
     pub idempotency: bool,
     /// The API-key resource and its format.
     pub api_keys: Option<(crate::target::ApiKeys, Option<TokenFormat>)>,
+    /// Where each identity reference is exposed (`[identity]`).
+    pub identity: std::collections::BTreeMap<String, crate::target::Location>,
     /// Declared refresh policy.
     pub refresh_policy: Option<crate::target::RefreshPolicy>,
     /// How user tokens are obtained.

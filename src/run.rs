@@ -326,6 +326,7 @@ pub async fn reference_context(
             checksum: ChecksumScheme::Crc32Base62,
         })),
         refresh_policy: Some(crate::target::RefreshPolicy::Rotate),
+        identity: Default::default(),
         second_creds: config.clients.get(1).map(|c| Creds {
             id: c.id.clone(),
             secret: c.secret.clone(),
@@ -446,6 +447,7 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 access_format: f.capabilities.access_token,
                 refresh_format: f.capabilities.refresh_token.clone(),
                 refresh_policy: f.capabilities.refresh_policy,
+                identity: f.identity.clone(),
                 second_creds: match (&f.second_client, &loaded.second_secret) {
                     (Some(c), Some(secret)) => Some(Creds::from_section(c, secret.clone())),
                     _ => None,

@@ -50,6 +50,23 @@ pub struct TargetFile {
     pub second_client: Option<ClientSection>,
     /// The API-key resource (keel's reference protocol).
     pub api_keys: Option<ApiKeys>,
+    /// Where each identity reference can be read: `jwt`, `introspection` or `none`
+    /// (e.g. `sub = "introspection"`); undeclared ones are read from the JWT, or from
+    /// introspection for opaque tokens.
+    #[serde(default)]
+    pub identity: std::collections::BTreeMap<String, Location>,
+}
+
+/// Where an identity reference is exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Location {
+    /// A claim of the JWT access token.
+    Jwt,
+    /// A member of the RFC 7662 introspection response.
+    Introspection,
+    /// Not exposed at all (a warning, not a failure: the target says so).
+    None,
 }
 
 /// `[api_keys]`: issue, validate and roll API keys (the reference issuer's protocol: form

@@ -5,7 +5,7 @@ use cucumber::then;
 use serde_json::{Value, json};
 
 use crate::issuer;
-use crate::target::{AccessTokenFormat, TokenFormat};
+use crate::target::{AccessTokenFormat, Location, TokenFormat};
 use crate::token::{jwt, thumbprint};
 use crate::verdict::{Problem, error, fail, not_applicable};
 use crate::world::{KeelWorld, TokenName};
@@ -45,19 +45,56 @@ async fn carries_the_identity_references(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
-    let (source, claims) = match jwt::decode(&held.value) {
-        Ok(d) => ("JWT claims", d.claims),
-        Err(_) => {
-            let intro = issuer::introspect(&ctx, &held.value, Some("access_token")).await?;
-            if intro.active != Some(true) {
-                return Err(error(format!(
-                    "the {} is opaque and not active in introspection, so its identity cannot be read",
-                    name.words()
-                )));
-            }
-            ("introspection", intro.body)
-        }
+    // Where each reference lives: what the target declares in [identity], else the JWT's claims
+    // for a JWT and introspection for an opaque token.
+    let jwt_claims = jwt::decode(&held.value).ok().map(|d| d.claims);
+    let default = if jwt_claims.is_some() {
+        Location::Jwt
+    } else {
+        Location::Introspection
     };
+    let mut intro_body = None;
+    let mut claims = serde_json::Map::new();
+    let mut sources = std::collections::BTreeSet::new();
+    let mut declared_absent = Vec::new();
+    let mut checked = Vec::new();
+    for m in &members {
+        match ctx.identity.get(*m).copied().unwrap_or(default) {
+            Location::None => declared_absent.push(*m),
+            Location::Jwt => {
+                sources.insert("JWT claims");
+                checked.push(*m);
+                if let Some(v) = jwt_claims.as_ref().and_then(|c| c.get(*m)) {
+                    claims.insert((*m).to_owned(), v.clone());
+                }
+            }
+            Location::Introspection => {
+                sources.insert("introspection");
+                checked.push(*m);
+                if intro_body.is_none() {
+                    let intro = issuer::introspect(&ctx, &held.value, Some("access_token")).await?;
+                    if intro.active != Some(true) {
+                        return Err(error(format!(
+                            "the {} is not active in introspection, so its identity cannot be read there",
+                            name.words()
+                        )));
+                    }
+                    intro_body = Some(intro.body);
+                }
+                if let Some(v) = intro_body.as_ref().and_then(|b| b.get(*m)) {
+                    claims.insert((*m).to_owned(), v.clone());
+                }
+            }
+        }
+    }
+    if !declared_absent.is_empty() {
+        w.warnings.push(format!(
+            "the target declares that it does not expose {} ([identity]), so keel cannot check them",
+            declared_absent.join(", ")
+        ));
+    }
+    let source = sources.into_iter().collect::<Vec<_>>().join(" and ");
+    let members = checked;
     let mut missing = Vec::new();
     let mut wrong = Vec::new();
     for m in &members {
