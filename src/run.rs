@@ -469,7 +469,8 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
             };
             if opts.progress {
                 crate::say!(
-                    "keel: {total} scenarios against {} ({})",
+                    "keel: {total} scenario{} against {} ({})",
+                    if total == 1 { "" } else { "s" },
                     f.issuer.url.get_ref(),
                     path.display()
                 );
@@ -511,7 +512,8 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
             };
             if opts.progress {
                 crate::say!(
-                    "keel: {total} scenarios against the {label} at {} (pid {}, data {})",
+                    "keel: {total} scenario{} against the {label} at {} (pid {}, data {})",
+                    if total == 1 { "" } else { "s" },
                     issuer.base_url(),
                     issuer.pid().await.map_or("?".into(), |p| p.to_string()),
                     issuer.data_dir().display()

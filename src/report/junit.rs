@@ -61,7 +61,11 @@ pub fn render(report: &RunReport) -> String {
 }
 
 fn case(s: &ScenarioRecord, strict: bool) -> String {
-    let name = format!("{} {}", s.name, s.req_label());
+    let name = if s.requirements.is_empty() {
+        s.name.clone()
+    } else {
+        format!("{} {}", s.name, s.req_label())
+    };
     let mut x = format!(
         "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{}\" time=\"{:.3}\"",
         escape(name.as_str()),

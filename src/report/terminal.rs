@@ -57,8 +57,9 @@ pub fn summary(report: &RunReport) {
     }
     crate::say!();
     crate::say!(
-        "{} scenarios: {} passed, {} failed, {} warned, {} not applicable, {} errors ({:.1}s)",
+        "{} scenario{}: {} passed, {} failed, {} warned, {} not applicable, {} errors ({:.1}s)",
         report.scenarios.len(),
+        if report.scenarios.len() == 1 { "" } else { "s" },
         report.count(Verdict::Pass),
         report.count(Verdict::Fail),
         report.count(Verdict::Warn),

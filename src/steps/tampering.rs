@@ -102,8 +102,17 @@ async fn jwt_rejected(
             name.words()
         )));
     }
-    if ctx.access_format == Some(AccessTokenFormat::Opaque) || !jwt::looks_like_jwt(&held.value) {
-        return Err(not_applicable(format!("the {} is not a JWT", name.words())));
+    match (ctx.access_format, jwt::looks_like_jwt(&held.value)) {
+        (Some(AccessTokenFormat::Opaque), _) | (None, false) => {
+            return Err(not_applicable(format!("the {} is not a JWT", name.words())));
+        }
+        (Some(AccessTokenFormat::Jwt), false) => {
+            return Err(fail(format!(
+                "the target declares JWT access tokens, but the {} is not a JWT",
+                name.words()
+            )));
+        }
+        _ => {}
     }
     genuine_is_active(w, name).await?;
     let tampered = tamper(&held.value).map_err(|e| {
