@@ -19,6 +19,7 @@ Feature: Deterministic issuance
 
   @req:IDM-3 @level:2 @serial
   Scenario: Idempotency survives a restart
+    Given the issuer can be restarted
     When an access token is requested with an Idempotency-Key
     And the issuer restarts
     And the same request is sent again with the same Idempotency-Key

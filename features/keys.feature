@@ -8,7 +8,8 @@ Feature: Signing-key rotation
 
   @req:KEY-1 @level:2
   Scenario: A staged key is published before it signs
-    Given an access token from the client credentials grant
+    Given the issuer's signing key can be rotated
+    And an access token from the client credentials grant
     When the next signing key is staged
     Then the JWKS holds the previous keys and the staged one
     And a new access token still carries the previous key id
@@ -16,7 +17,8 @@ Feature: Signing-key rotation
 
   @req:KEY-2 @level:2
   Scenario: After activation, tokens signed by the previous key keep verifying
-    Given an access token from the client credentials grant
+    Given the issuer's signing key can be rotated
+    And an access token from the client credentials grant
     When the signing key is rotated
     Then a new access token carries a new key id and the identity of the access token
     And the access token still verifies against the JWKS
@@ -24,13 +26,16 @@ Feature: Signing-key rotation
 
   @req:KEY-3 @level:2
   Scenario: A key id never changes and never names other key material
-    Given an access token from the client credentials grant
+    Given the issuer's signing key can be rotated
+    And an access token from the client credentials grant
     When the signing key is rotated
     Then every key id recorded before the rotation still names the same key material
 
   @req:KEY-4 @level:2
   Scenario: A rotation survives a restart
-    Given an access token from the client credentials grant
+    Given the issuer's signing key can be rotated
+    And the issuer can be restarted
+    And an access token from the client credentials grant
     When the signing key is rotated
     And the JWKS is recorded
     And the issuer restarts

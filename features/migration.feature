@@ -7,7 +7,8 @@ Feature: Schema migrations and rollbacks
 
   @req:MIG-1 @level:2
   Scenario: Tokens issued before a migration keep their identity after it
-    Given the issuer's schema has been rolled back one version
+    Given the issuer's schema can be migrated and rolled back
+    And the issuer's schema has been rolled back one version
     And an access token from the client credentials grant
     And a refresh token issued to the test user
     And the identity of the access token has been recorded
@@ -21,7 +22,8 @@ Feature: Schema migrations and rollbacks
 
   @req:MIG-1 @level:2
   Scenario: Tokens revoked before a migration stay revoked after it
-    Given the issuer's schema has been rolled back one version
+    Given the issuer's schema can be migrated and rolled back
+    And the issuer's schema has been rolled back one version
     And an access token from the client credentials grant
     And the access token has been revoked
     When the issuer's schema is migrated
@@ -29,7 +31,8 @@ Feature: Schema migrations and rollbacks
 
   @req:MIG-3 @level:2
   Scenario: Tokens issued after a migration name the same subject, with sane lifetimes
-    Given the issuer's schema has been rolled back one version
+    Given the issuer's schema can be migrated and rolled back
+    And the issuer's schema has been rolled back one version
     And an access token from the client credentials grant
     And the identity of the access token has been recorded
     When the issuer's schema is migrated
@@ -39,7 +42,8 @@ Feature: Schema migrations and rollbacks
 
   @req:MIG-2 @level:2
   Scenario: Tokens issued before a rollback keep their identity after it
-    Given an access token from the client credentials grant
+    Given the issuer's schema can be migrated and rolled back
+    And an access token from the client credentials grant
     And a refresh token issued to the test user
     And the identity of the access token has been recorded
     And the identity of the refresh token has been recorded

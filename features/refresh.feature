@@ -19,6 +19,8 @@ Feature: Refresh-token rotation
   Scenario: Replaying a rotated-out refresh token fails and revokes its family
     Given a refresh token issued to the test user
     And the refresh token has been refreshed
+    And the refreshed refresh token is active
+    And the refreshed access token is active
     When the rotated-out refresh token is presented again
     Then the replay is refused with invalid_grant
     And the refreshed refresh token is inactive
@@ -28,6 +30,7 @@ Feature: Refresh-token rotation
   Scenario: Reuse detection revokes only the replayed family
     Given a refresh token issued to the test user
     And another refresh token issued to the test user
+    And the other refresh token is active
     And the refresh token has been refreshed
     When the rotated-out refresh token is presented again
     Then the replay is refused with invalid_grant
@@ -42,7 +45,8 @@ Feature: Refresh-token rotation
 
   @req:RFR-5 @level:1 @serial
   Scenario: A refresh chain continues across a restart and keeps its family
-    Given a refresh token issued to the test user
+    Given the issuer can be restarted
+    And a refresh token issued to the test user
     And the identity of the user access token has been recorded
     And the refresh token has been refreshed
     When the issuer restarts

@@ -8,27 +8,34 @@ Feature: Restart stability
 
   @req:RST-1 @level:1
   Scenario: A client-credentials access token active before a restart is active after it
-    Given an access token from the client credentials grant
+    Given the issuer can be restarted
+    And an access token from the client credentials grant
+    And the access token is active
     When the issuer restarts
     Then the access token is active
 
   @req:RST-1 @level:1
   Scenario: User tokens active before a restart are active after it
-    Given a refresh token issued to the test user
+    Given the issuer can be restarted
+    And a refresh token issued to the test user
+    And the user access token is active
+    And the refresh token is active
     When the issuer restarts
     Then the user access token is active
     And the refresh token is active
 
   @req:RST-2 @level:1
   Scenario: The identity of a client-credentials access token is byte-identical across a restart
-    Given an access token from the client credentials grant
+    Given the issuer can be restarted
+    And an access token from the client credentials grant
     And the identity of the access token has been recorded
     When the issuer restarts
     Then the identity of the access token is unchanged
 
   @req:RST-2 @level:1
   Scenario: The identities of user tokens are byte-identical across a restart
-    Given a refresh token issued to the test user
+    Given the issuer can be restarted
+    And a refresh token issued to the test user
     And the identity of the user access token has been recorded
     And the identity of the refresh token has been recorded
     When the issuer restarts
@@ -37,27 +44,31 @@ Feature: Restart stability
 
   @req:RST-3 @level:1
   Scenario: The JWKS is unchanged across a restart
-    Given the JWKS has been recorded
+    Given the issuer can be restarted
+    And the JWKS has been recorded
     When the issuer restarts
     Then the JWKS is unchanged
 
   @req:RST-4 @level:1
   Scenario: A revoked access token stays revoked across a restart
-    Given an access token from the client credentials grant
+    Given the issuer can be restarted
+    And an access token from the client credentials grant
     And the access token has been revoked
     When the issuer restarts
     Then the access token is inactive
 
   @req:RST-4 @level:1
   Scenario: A revoked refresh token stays revoked across a restart
-    Given a refresh token issued to the test user
+    Given the issuer can be restarted
+    And a refresh token issued to the test user
     And the refresh token has been revoked
     When the issuer restarts
     Then the refresh token is inactive
 
   @req:RST-5 @level:1
   Scenario: A refresh token issued before a restart refreshes after it and keeps the identity
-    Given a refresh token issued to the test user
+    Given the issuer can be restarted
+    And a refresh token issued to the test user
     And the identity of the user access token has been recorded
     When the issuer restarts
     And the refresh token is refreshed
@@ -65,13 +76,15 @@ Feature: Restart stability
 
   @req:RST-6 @level:1
   Scenario: An access token issued immediately before a hard kill survives it
-    Given an access token from the client credentials grant
+    Given the issuer can be killed
+    And an access token from the client credentials grant
     When the issuer is killed and restarted at once
     Then the access token is active
 
   @req:RST-6 @level:1
   Scenario: User tokens issued immediately before a hard kill survive it
-    Given a refresh token issued to the test user
+    Given the issuer can be killed
+    And a refresh token issued to the test user
     When the issuer is killed and restarted at once
     Then the user access token is active
     And the refresh token is active

@@ -168,16 +168,15 @@ pub fn apply(report: &mut RunReport, expected: &[Expected], today: &str) -> Vec<
     for r in &report.scenarios {
         if failing(r.verdict) {
             for id in &r.requirements {
-                let entry = format!(
-                    "[[expected]]\nreq = \"{id}\"\nreason = \"<why: {}>\"",
-                    r.message
-                        .clone()
-                        .unwrap_or_default()
-                        .replace('"', "'")
-                        .chars()
-                        .take(100)
-                        .collect::<String>()
-                );
+                let why = r.message.clone().unwrap_or_default().replace('"', "'");
+                let mut short: String = why.chars().take(100).collect();
+                if short.len() < why.len()
+                    && let Some(cut) = short.rfind(' ')
+                {
+                    short.truncate(cut);
+                    short.push_str(" ...");
+                }
+                let entry = format!("[[expected]]\nreq = \"{id}\"\nreason = \"<why: {short}>\"");
                 if !paste
                     .iter()
                     .any(|p: &String| p.starts_with(&format!("[[expected]]\nreq = \"{id}\"")))

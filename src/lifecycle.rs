@@ -339,6 +339,26 @@ async fn call_http_hook(event: &str, hook: &Hook, client: &IssuerClient) -> Resu
 }
 
 impl Lifecycle {
+    /// Whether both schema events can be triggered (and proven).
+    pub fn supports_schema(&self) -> Result<(), Problem> {
+        match self {
+            Lifecycle::Reference(..) => Ok(()),
+            Lifecycle::Hooks { hooks, proof, .. } => {
+                if hooks.migrate.is_none() || hooks.rollback.is_none() {
+                    return Err(not_applicable(
+                        "the target declares no [hooks.migrate] and [hooks.rollback] pair, so schema changes cannot be triggered",
+                    ));
+                }
+                if proof.schema_version_url.is_none() {
+                    return Err(error(
+                        "migrations cannot be proven: declare [proof] schema_version_url (a URL reporting the schema version)",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Whether a key event can be triggered; a target with only a one-step hook cannot stage.
     pub fn key_hooks(&self) -> (bool, bool) {
         match self {

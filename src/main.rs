@@ -264,7 +264,9 @@ async fn run(a: RunArgs) -> ExitCode {
             ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
         }
         Err(keel::StartError::Interrupted) => {
-            eprintln!("keel: interrupted; the reference issuer was stopped");
+            eprintln!(
+                "keel: interrupted; any reference issuer keel started was stopped and its data removed"
+            );
             ExitCode::from(130)
         }
         Err(e) => {

@@ -64,6 +64,9 @@ pub enum StartError {
     /// The target file.
     #[error("target file {0}")]
     Target(#[from] TargetError),
+    /// The expectations file.
+    #[error("expectations file {0}")]
+    Expectations(TargetError),
     /// Feature files or selection.
     #[error("{0}")]
     Features(#[from] FeatureError),
@@ -85,7 +88,7 @@ pub enum StartError {
     #[error("{0}")]
     Io(String),
     /// Ctrl-C.
-    #[error("interrupted; the reference issuer was stopped")]
+    #[error("interrupted; any reference issuer keel started was stopped and its data removed")]
     Interrupted,
 }
 
@@ -150,7 +153,7 @@ async fn run_inner(opts: RunOptions) -> Result<RunReport, StartError> {
     }
 
     let expected = match &opts.expectations {
-        Some(p) => Some(crate::expect::load(p)?),
+        Some(p) => Some(crate::expect::load(p).map_err(StartError::Expectations)?),
         None => None,
     };
     let started = start(&opts, total).await?;

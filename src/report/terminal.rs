@@ -77,6 +77,9 @@ pub fn summary(report: &RunReport) {
         );
     }
     let verdict = match report.exit_code() {
+        0 if report.count(Verdict::ExpectedFailure) > 0 => {
+            "conformant except for the expected failures listed in the expectations file"
+        }
         0 if report.count(Verdict::Warn) > 0 => "conformant, with warnings",
         0 => "conformant",
         _ => "NOT conformant",

@@ -325,3 +325,15 @@ async fn kids_keep_their_material(w: &mut KeelWorld) -> Result<(), Problem> {
         )))
     }
 }
+
+#[cucumber::given("the issuer's signing key can be rotated")]
+async fn the_signing_key_can_be_rotated(w: &mut KeelWorld) -> Result<(), Problem> {
+    let (two_phase, one_step) = w.ctx()?.lifecycle.key_hooks();
+    if two_phase || one_step {
+        Ok(())
+    } else {
+        Err(not_applicable(
+            "the target declares no key-rotation hooks ([hooks.stage_signing_key] and [hooks.activate_signing_key], or [hooks.rotate_signing_key])",
+        ))
+    }
+}

@@ -59,3 +59,8 @@ async fn a_second_access_token(w: &mut KeelWorld) -> Result<(), Problem> {
     w.tokens.insert(TokenName::SecondAccess, issued.access);
     Ok(())
 }
+
+#[given("the issuer's schema can be migrated and rolled back")]
+async fn the_schema_can_be_migrated_and_rolled_back(w: &mut KeelWorld) -> Result<(), Problem> {
+    w.ctx()?.lifecycle.supports_schema()
+}

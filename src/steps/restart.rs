@@ -180,3 +180,13 @@ async fn has_the_identity_of(
         )))
     }
 }
+
+#[given("the issuer can be restarted")]
+async fn the_issuer_can_be_restarted(w: &mut KeelWorld) -> Result<(), Problem> {
+    w.ctx()?.lifecycle.supports(RestartKind::Graceful)
+}
+
+#[given("the issuer can be killed")]
+async fn the_issuer_can_be_killed(w: &mut KeelWorld) -> Result<(), Problem> {
+    w.ctx()?.lifecycle.supports(RestartKind::Kill)
+}
