@@ -244,7 +244,28 @@ pub fn parse_token_response(ctx: &Context, reply: &Reply, what: &str) -> Result<
             )));
         }
     };
-    let expires_in = body.get("expires_in").and_then(Value::as_i64);
+    let expires_in = match body.get("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|v| v >= 0) => n.as_i64(),
+        Some(v) => {
+            return Err(error(format!(
+                "{what}: {}: expires_in is {}, not a non-negative integer number of seconds (RFC 6749 §5.1)",
+                reply.describe(),
+                v.to_string().chars().take(40).collect::<String>()
+            )));
+        }
+    };
+    // A token shaped like a JWS (eyJ… with two dots) that does not decode is malformed, not
+    // opaque: say so instead of letting later steps fail for an obscure reason.
+    if access.starts_with("eyJ")
+        && access.matches('.').count() == 2
+        && let Err(e) = crate::token::jwt::decode(&access)
+    {
+        return Err(error(format!(
+            "{what}: {}: the access token looks like a JWT but is malformed: {e}",
+            reply.describe()
+        )));
+    }
     Ok(Issued {
         access: hold(ctx, TokenKind::Access, &access, scope),
         refresh,
