@@ -85,6 +85,8 @@ Feature: Restart stability
   Scenario: User tokens issued immediately before a hard kill survive it
     Given the issuer can be killed
     And a refresh token issued to the test user
+    And the user access token is active
+    And the refresh token is active
     When the issuer is killed and restarted at once
     Then the user access token is active
     And the refresh token is active

@@ -62,6 +62,8 @@ pub struct Context {
     pub refresh_format: Option<TokenFormat>,
     /// A second client, for requirements that compare two principals.
     pub second_creds: Option<Creds>,
+    /// The client that obtains, refreshes and revokes user tokens, when not the main one.
+    pub user_client: Option<Creds>,
     /// Declared access-token lifetime.
     pub access_lifetime: Option<std::time::Duration>,
     /// Allowed distance between `iat` and the response's `Date`.
@@ -72,6 +74,8 @@ pub struct Context {
     pub api_keys: Option<(crate::target::ApiKeys, Option<TokenFormat>)>,
     /// Where each identity reference is exposed (`[identity]`).
     pub identity: std::collections::BTreeMap<String, crate::target::Location>,
+    /// Whether refresh tokens can be introspected.
+    pub introspects_refresh_tokens: bool,
     /// Declared refresh policy.
     pub refresh_policy: Option<crate::target::RefreshPolicy>,
     /// How user tokens are obtained.
@@ -91,6 +95,11 @@ pub struct Context {
 }
 
 impl Context {
+    /// The client for user tokens: `[user_tokens]`'s own, else the main one.
+    pub fn user_creds(&self) -> &Creds {
+        self.user_client.as_ref().unwrap_or(&self.creds)
+    }
+
     /// `text` with every secret and token keel knows replaced by its fingerprint, and anything
     /// shaped like a JWT or a prefixed token masked: an issuer may echo credentials or tokens in
     /// an error description, and reports must never carry them.

@@ -34,6 +34,8 @@ pub struct Held {
     pub fingerprint: String,
     /// Scope granted with it, if the response said.
     pub scope: Option<String>,
+    /// Issued to the user-token client (`[user_tokens]` may name its own client).
+    pub user: bool,
 }
 
 impl std::fmt::Debug for Held {
@@ -61,6 +63,7 @@ fn hold(ctx: &Context, kind: TokenKind, value: &str, scope: Option<String>) -> H
         value: value.to_owned(),
         fingerprint: ctx.fingerprint(value),
         scope,
+        user: false,
     }
 }
 
@@ -371,7 +374,7 @@ pub async fn user_tokens(ctx: &Context) -> Result<Issued, Problem> {
         ));
     };
     match ut.method {
-        UserTokenMethod::AuthorizationCode => authorization_code(ctx).await,
+        UserTokenMethod::AuthorizationCode => authorization_code(ctx).await.map(mark_user),
         UserTokenMethod::Password => {
             let username = ut.username.clone().unwrap_or_default();
             let var = ut.password_env.clone().unwrap_or_default();
@@ -388,8 +391,8 @@ pub async fn user_tokens(ctx: &Context) -> Result<Issued, Problem> {
             if let Some(s) = &ut.scope {
                 form.push(("scope", s));
             }
-            let reply = token_request(ctx, &ctx.creds, &form).await?;
-            parse_token_response(ctx, &reply, "password grant")
+            let reply = token_request(ctx, ctx.user_creds(), &form).await?;
+            parse_token_response(ctx, &reply, "password grant").map(mark_user)
         }
         UserTokenMethod::Command => {
             let cmd = ut.run.clone().unwrap_or_default();
@@ -423,9 +426,18 @@ pub async fn user_tokens(ctx: &Context) -> Result<Issued, Problem> {
                 headers: Default::default(),
                 body: out.stdout,
             };
-            parse_token_response(ctx, &reply, "user-token command")
+            parse_token_response(ctx, &reply, "user-token command").map(mark_user)
         }
     }
+}
+
+/// Marks the tokens of a response as the user-token client's.
+pub fn mark_user(mut issued: Issued) -> Issued {
+    issued.access.user = true;
+    if let Some(r) = issued.refresh.as_mut() {
+        r.user = true;
+    }
+    issued
 }
 
 /// Authorization-code grant with PKCE against an issuer that approves the test user itself.
@@ -452,7 +464,7 @@ pub async fn authorization_code(ctx: &Context) -> Result<Issued, Problem> {
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
-            .append_pair("client_id", &ctx.creds.id)
+            .append_pair("client_id", &ctx.user_creds().id)
             .append_pair("redirect_uri", &ut.redirect_uri)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
@@ -501,7 +513,7 @@ pub async fn authorization_code(ctx: &Context) -> Result<Issued, Problem> {
         ("redirect_uri", ut.redirect_uri.as_str()),
         ("code_verifier", verifier.as_str()),
     ];
-    let reply = token_request(ctx, &ctx.creds, &form).await?;
+    let reply = token_request(ctx, ctx.user_creds(), &form).await?;
     parse_token_response(ctx, &reply, "authorization-code grant")
 }
 
@@ -509,7 +521,7 @@ pub async fn authorization_code(ctx: &Context) -> Result<Issued, Problem> {
 pub async fn refresh(ctx: &Context, refresh_token: &str) -> Result<Reply, Problem> {
     token_request(
         ctx,
-        &ctx.creds,
+        ctx.user_creds(),
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
@@ -559,6 +571,26 @@ pub async fn introspect(
 
 /// RFC 7009 revocation of `token`; returns the raw reply.
 pub async fn revoke(ctx: &Context, token: &str, hint: Option<&str>) -> Result<Reply, Problem> {
+    revoke_as(ctx, &ctx.creds, token, hint).await
+}
+
+/// RFC 7009 revocation of `token` by the client that holds it.
+pub async fn revoke_held(ctx: &Context, held: &Held, hint: Option<&str>) -> Result<Reply, Problem> {
+    let creds = if held.user {
+        ctx.user_creds()
+    } else {
+        &ctx.creds
+    };
+    revoke_as(ctx, creds, &held.value, hint).await
+}
+
+/// RFC 7009 revocation as `creds`.
+pub async fn revoke_as(
+    ctx: &Context,
+    creds: &Creds,
+    token: &str,
+    hint: Option<&str>,
+) -> Result<Reply, Problem> {
     let Some(url) = &ctx.endpoints.revocation else {
         return Err(not_applicable(
             "the issuer has no revocation endpoint (none discovered or declared)",
@@ -568,7 +600,7 @@ pub async fn revoke(ctx: &Context, token: &str, hint: Option<&str>) -> Result<Re
     if let Some(h) = hint {
         form.push(("token_type_hint", h));
     }
-    post_authenticated(ctx, &ctx.creds, url, &form).await
+    post_authenticated(ctx, creds, url, &form).await
 }
 
 /// The JWKS document.

@@ -189,8 +189,14 @@ async fn run_inner(opts: RunOptions) -> Result<RunReport, StartError> {
             .boxed_local()
         })
         .after(|f, r, s, ev, w| {
-            record(f, r, s, ev, w);
-            async {}.boxed_local()
+            async move {
+                let mut w = w;
+                if let Some(world) = w.as_deref_mut() {
+                    restore_schema(world).await;
+                }
+                record(f, r, s, ev, w);
+            }
+            .boxed_local()
         })
         .filter_run((), move |f, r, s| selection.matches(f, r, s));
 
@@ -330,6 +336,8 @@ pub async fn reference_context(
         })),
         refresh_policy: Some(crate::target::RefreshPolicy::Rotate),
         identity: Default::default(),
+        introspects_refresh_tokens: true,
+        user_client: None,
         second_creds: config.clients.get(1).map(|c| Creds {
             id: c.id.clone(),
             secret: c.secret.clone(),
@@ -363,6 +371,9 @@ pub async fn reference_context(
             username: None,
             password_env: None,
             run: None,
+            client_id: None,
+            secret_env: None,
+            auth_method: None,
         }),
         lifecycle: Lifecycle::Reference(issuer.clone(), config.admin_token.clone()),
         fingerprint_key,
@@ -451,6 +462,18 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 refresh_format: f.capabilities.refresh_token.clone(),
                 refresh_policy: f.capabilities.refresh_policy,
                 identity: f.identity.clone(),
+                introspects_refresh_tokens: f.capabilities.refresh_token_introspection,
+                user_client: match (f.user_tokens.as_ref(), &loaded.user_secret) {
+                    (Some(u), Some(secret)) => Some(Creds {
+                        id: u.client_id.clone().unwrap_or_else(|| f.client.id.clone()),
+                        secret: secret.clone(),
+                        method: u.auth_method.unwrap_or(f.client.auth_method),
+                        scope: None,
+                        params: Vec::new(),
+                        assertion: None,
+                    }),
+                    _ => None,
+                },
                 second_creds: match (&f.second_client, &loaded.second_secret) {
                     (Some(c), Some(secret)) => Some(Creds::from_section(c, secret.clone())),
                     _ => None,
@@ -550,6 +573,31 @@ async fn isolate(w: &mut KeelWorld) {
         }
         Err(e) => {
             w.setup_error = Some(format!("could not start an isolated reference issuer: {e}"))
+        }
+    }
+}
+
+/// Migrates a target back up after a scenario that stopped while rolled back. Cleanup, not a
+/// check: its outcome is a proof line (or a warning when it fails).
+async fn restore_schema(w: &mut KeelWorld) {
+    let Ok(ctx) = w.ctx() else { return };
+    while w.schema_balance < 0 {
+        match ctx
+            .lifecycle
+            .schema_event(&ctx.client, crate::lifecycle::SchemaEvent::Migrate)
+            .await
+        {
+            Ok(p) => {
+                w.proofs.push(format!("cleanup migrate: {}", p.proof));
+                w.schema_balance += 1;
+            }
+            Err(e) => {
+                w.warnings.push(format!(
+                    "could not migrate back up after the scenario: {}",
+                    e.message()
+                ));
+                break;
+            }
         }
     }
 }

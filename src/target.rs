@@ -171,6 +171,14 @@ pub struct Capabilities {
     pub idempotency: bool,
     /// The format of API keys (with `[api_keys]`).
     pub api_key: Option<TokenFormat>,
+    /// Whether introspection answers for refresh tokens (RFC 7662 allows an issuer to answer
+    /// inactive for every refresh token); when false, checks that need it are not applicable.
+    #[serde(default = "yes")]
+    pub refresh_token_introspection: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What the issuer does with a refresh token when it is used.
@@ -248,6 +256,13 @@ pub struct UserTokens {
     pub password_env: Option<String>,
     /// (command) A shell command that prints an RFC 6749 §5.1 token response (JSON) on stdout.
     pub run: Option<String>,
+    /// The client that obtains, refreshes and revokes user tokens, if not `[client]` (issuers
+    /// that allow one grant type per client).
+    pub client_id: Option<String>,
+    /// That client's secret variable.
+    pub secret_env: Option<toml::Spanned<String>>,
+    /// That client's authentication method.
+    pub auth_method: Option<AuthMethod>,
 }
 
 /// How user tokens are obtained.
@@ -438,6 +453,8 @@ pub struct LoadedTarget {
     pub secret: Secret,
     /// The second client's secret, if a second client is declared.
     pub second_secret: Option<Secret>,
+    /// The user-token client's secret, if `[user_tokens]` names its own client.
+    pub user_secret: Option<Secret>,
 }
 
 /// Reads, parses and validates a target file, and reads its secret from the environment.
@@ -454,11 +471,20 @@ pub fn load(path: &Path) -> Result<LoadedTarget, TargetError> {
         Some(c) => Some(read_secret(path, &text, &c.secret_env, env)?),
         None => None,
     };
+    let user_secret = match file
+        .user_tokens
+        .as_ref()
+        .and_then(|u| u.secret_env.as_ref())
+    {
+        Some(var) => Some(read_secret(path, &text, var, env)?),
+        None => None,
+    };
     Ok(LoadedTarget {
         file,
         path: path.to_owned(),
         secret,
         second_secret,
+        user_secret,
     })
 }
 
@@ -624,6 +650,14 @@ fn semantic(
                 ));
             }
             _ => {}
+        }
+        if ut.client_id.is_some() && ut.secret_env.is_none() {
+            errs.push(TargetError {
+                path: path.to_owned(),
+                line,
+                message: "[user_tokens] client_id needs its secret_env".into(),
+                fix: Some("add secret_env = \"<variable holding that client's secret>\" under [user_tokens]".into()),
+            });
         }
         if let Some(var) = &ut.password_env
             && env(var).is_none_or(|v| v.is_empty())

@@ -113,6 +113,9 @@ pub struct KeelWorld {
     pub isolated: Option<crate::run::IsolatedIssuer>,
     /// Why the before hook could not set the scenario up.
     pub setup_error: Option<String>,
+    /// Migrations minus rollbacks this scenario applied; the after hook migrates back up a
+    /// scenario that stopped while rolled back, so one failure does not cascade.
+    pub schema_balance: i32,
 }
 
 /// What keel knew when a signing-key rotation began.
@@ -159,6 +162,7 @@ impl KeelWorld {
             api_key_id: None,
             isolated: None,
             setup_error: None,
+            schema_balance: 0,
         }
     }
 
@@ -197,6 +201,11 @@ impl KeelWorld {
     ) -> Result<(Identity, Option<bool>), Problem> {
         let ctx = self.ctx()?;
         let held = self.token(name)?;
+        if held.kind == issuer::TokenKind::Refresh && !ctx.introspects_refresh_tokens {
+            return Err(crate::verdict::not_applicable(
+                "the target declares that introspection does not answer for refresh tokens ([capabilities] refresh_token_introspection = false)",
+            ));
+        }
         let hint = match held.kind {
             issuer::TokenKind::Access => "access_token",
             issuer::TokenKind::Refresh => "refresh_token",

@@ -4,15 +4,17 @@
 # Run from the repository root:  interop/django-oauth-toolkit/run.sh
 # Environment: KEEL (a keel binary; default: cargo build --quiet, target/debug/keel),
 #              KEEP_TMP=1 (keep the temporary directory and print where it is),
-#              KEEL_ARGS (extra arguments for `keel run`, e.g. "--req RST-1").
+#              KEEL_ARGS (extra arguments for `keel run`, e.g. "--req RST-1"),
+#              KEEL_OUT_DIR (copy report.json, junit.xml and the server log there).
 #
 # What it does:
 #  1. mktemp -d; python3 -m venv; pip installs Django 4.2 LTS and DOT 2.4.0 (pinned) and
-#     downloads the DOT 3.4.1 wheel for the migrate hook (the hooks install offline from it).
+#     downloads the DOT 3.4.1 and 2.4.0 wheels (the migrate/rollback hooks install offline from them).
 #  2. Writes a minimal Django project: SQLite, oauth2_provider at /o/ (OIDC on, for discovery and
 #     a JWKS), /keel/health -> {"boot_id": <uuid4 made at process start>,
 #     "schema_version": <latest applied oauth2_provider migration>, "dot_version": ...}.
-#  3. migrate, a test user and two confidential applications (client_credentials, password),
+#  3. migrate, a test user and three confidential applications (keel-cc and keel-cc2:
+#     client_credentials; keel-pw: password, named in [user_tokens] as the client of user tokens),
 #     server on 127.0.0.1:<free port>, PID in $TMP/server.pid.
 #  4. The upgrade of the same data: tokens issued on DOT 2.4.0 (curl), then the migrate hook
 #     (stop, pip install DOT 3.4.1, manage.py migrate, start), then the tokens are checked again.
@@ -41,7 +43,17 @@ START=$(date +%s)
 DOT_OLD=2.4.0
 DOT_NEW=3.4.1
 # Django 4.2 LTS: supported by both DOT releases (2.4.0: Django 3.2-5.0; 3.4.1: 4.2-6.0).
-PINS=(Django==4.2.30 oauthlib==3.3.1 jwcrypto==1.5.6 requests==2.32.5 urllib3==2.5.0 pytz==2025.2)
+PINS=(Django==4.2.30 oauthlib==3.3.1 jwcrypto==1.5.6 waitress==3.0.2)
+# The server: waitress (PyPI), one process, so that the PID is the whole server and SIGKILL is a
+# real hard kill; its accept backlog (1024) keeps keel's concurrent requests queued rather than
+# dropped (runserver's backlog of 10 dropped connections: keel saw 10 s timeouts). One worker
+# thread by default: with SQLite, Django 4.2 opens deferred transactions, and a second thread
+# writing at the same moment gets "database is locked" at once (SQLITE_BUSY on the lock upgrade,
+# no busy wait), so 4 threads answered 500 to one of keel's 20 concurrent refreshes (RFR-4). That
+# is the SQLite test database, not DOT (production DOT runs on PostgreSQL/MySQL, where
+# select_for_update serializes the rotation); DOT_THREADS=4 shows it.
+DOT_THREADS=${DOT_THREADS:-1}
+DOT_REUSE_PROTECTION=${DOT_REUSE_PROTECTION:-False}
 # The last migration of DOT 2.4.0: the rollback hook reverses 3.4.1's migrations down to it.
 OLD_SCHEMA=0010_application_allowed_origins
 
@@ -82,8 +94,9 @@ python3 -m venv "$VENV"
 PIP=("$VENV/bin/pip" --disable-pip-version-check --quiet)
 "${PIP[@]}" install "django-oauth-toolkit==$DOT_OLD" "${PINS[@]}"
 log "downloading the django-oauth-toolkit $DOT_NEW and $DOT_OLD wheels for the migrate/rollback hooks"
-"${PIP[@]}" download --no-deps --only-binary=:all: -d "$TMP/wheels" \
-    "django-oauth-toolkit==$DOT_NEW" "django-oauth-toolkit==$DOT_OLD"
+for v in "$DOT_NEW" "$DOT_OLD"; do
+    "${PIP[@]}" download --no-deps --only-binary=:all: -d "$TMP/wheels" "django-oauth-toolkit==$v"
+done
 
 # --- 2. the Django project ----------------------------------------------------------------------
 mkdir -p "$PROJ/keelproj" "$HOOKS"
@@ -165,6 +178,9 @@ OAUTH2_PROVIDER = {
     "OIDC_RSA_PRIVATE_KEY": secret("oidc_rsa_key.pem"),
     "SCOPES": {"read": "Read", "write": "Write", "openid": "OpenID Connect"},
     "DEFAULT_SCOPES": ["read"],
+    # DOT 3.x: revoke the whole token family when a rotated-out refresh token comes back
+    # (RFC 9700 §4.14.2). Off by default in DOT and here; DOT_REUSE_PROTECTION=True turns it on.
+    "REFRESH_TOKEN_REUSE_PROTECTION": os.environ.get("DOT_REUSE_PROTECTION", "False") == "True",
 }
 EOF
 cat >"$PROJ/keelproj/hashers.py" <<'EOF'
@@ -220,19 +236,22 @@ EOF
 
 # --- hooks (sh, run by keel with `sh -c`) --------------------------------------------------------
 cat >"$HOOKS/lib.sh" <<EOF
-# Shared by the hooks. The server is \`manage.py runserver --noreload --nothreading\` (one process;
-# see run.sh on --nothreading); its PID is in $TMP/server.pid.
+# Shared by the hooks. The server is waitress (one process, \$THREADS worker threads, see run.sh);
+# its PID is in $TMP/server.pid.
 TMP="$TMP"
 PY="$VENV/bin/python"
 PIP="$VENV/bin/pip"
 PORT="$PORT"
+THREADS="$DOT_THREADS"
+export DOT_REUSE_PROTECTION="$DOT_REUSE_PROTECTION"
 EOF
 cat >>"$HOOKS/lib.sh" <<'EOF'
 log() { printf '[dot hook] %s\n' "$*" >&2; }
 start_server() {
     cd "$TMP/proj"
     # stdout/stderr to the log file: keel reads the hook's output until EOF.
-    "$PY" manage.py runserver --noreload --nothreading "127.0.0.1:$PORT" </dev/null >>"$TMP/server.log" 2>&1 &
+    "$TMP/venv/bin/waitress-serve" --listen="127.0.0.1:$PORT" --threads="$THREADS" --ident=keel-dot \
+        keelproj.wsgi:application </dev/null >>"$TMP/server.log" 2>&1 &
     echo $! >"$TMP/server.pid"
     log "server started, pid $!"
     i=0
@@ -374,6 +393,6 @@ set +e
     --junit "$TMP/junit.xml" --report-json "$TMP/report.json" ${KEEL_ARGS:-}
 KEEL_RC=$?
 set -e
-[ -n "${KEEL_REPORT_COPY:-}" ] && cp "$TMP/report.json" "$KEEL_REPORT_COPY"
+if [ -n "${KEEL_OUT_DIR:-}" ]; then mkdir -p "$KEEL_OUT_DIR" && cp "$TMP/report.json" "$TMP/junit.xml" "$TMP/server.log" "$KEEL_OUT_DIR/" || true; fi
 log "keel exited with $KEEL_RC"
 exit "$KEEL_RC"

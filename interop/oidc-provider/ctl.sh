@@ -1,7 +1,8 @@
 #!/bin/sh
 # Start, stop, restart or hard-kill one oidc-provider instance.
 #   sh ctl.sh VARDIR start|stop|restart|kill
-# VARDIR/env sets SRV_DIR (where server.mjs and node_modules are), PORT, ADAPTER, DATA_DIR;
+# VARDIR/env sets SRV_DIR (where server.mjs and node_modules are), PORT, ADAPTER, DATA_DIR and
+# ACCESS_TOKEN_FORMAT;
 # the client secrets come from the environment (KEEL_CLIENT_SECRET, KEEL_CLIENT2_SECRET), which
 # keel passes on to its hooks. The PID is kept in VARDIR/pid, the log in VARDIR/server.log.
 set -eu
@@ -10,15 +11,23 @@ ACTION=$2
 . "$VARDIR/env"
 PIDFILE=$VARDIR/pid
 
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# A zombie (killed, not yet reaped by init) counts as gone.
+alive() {
+  [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null || return 1
+  case "$(ps -o stat= -p "$1" 2>/dev/null)" in Z*|"") return 1 ;; esac
+  return 0
+}
 
 wait_gone() {
   i=0
   while alive "$1"; do
     i=$((i + 1))
-    if [ "$i" -gt 200 ]; then
+    if [ "$i" -eq 200 ]; then
       echo "ctl.sh: pid $1 still alive after 10s, sending SIGKILL" >&2
       kill -KILL "$1" 2>/dev/null || true
+    elif [ "$i" -gt 400 ]; then
+      echo "ctl.sh: pid $1 did not go away" >&2
+      exit 1
     fi
     sleep 0.05
   done
@@ -43,7 +52,7 @@ start() {
   fi
   cd "$SRV_DIR"
   # No inherited stdout/stderr: keel waits for the hook's output to close.
-  PORT=$PORT ADAPTER=$ADAPTER DATA_DIR=$DATA_DIR \
+  PORT=$PORT ADAPTER=$ADAPTER DATA_DIR=$DATA_DIR ACCESS_TOKEN_FORMAT=${ACCESS_TOKEN_FORMAT:-opaque} \
     node server.mjs </dev/null >>"$VARDIR/server.log" 2>&1 &
   echo $! >"$PIDFILE"
   pid=$!

@@ -76,7 +76,13 @@ const configuration = {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
-    introspection: { enabled: true },
+    introspection: {
+      enabled: true,
+      // Confidential clients may introspect any token; a public client only its own.
+      async allowedPolicy(ctx, client, token) {
+        return client.clientAuthMethod !== 'none' || token.clientId === client.clientId;
+      },
+    },
     revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,

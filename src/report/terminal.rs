@@ -57,13 +57,14 @@ pub fn summary(report: &RunReport) {
     }
     crate::say!();
     crate::say!(
-        "{} scenario{}: {} passed, {} failed, {} warned, {} not applicable, {} errors ({:.1}s)",
+        "{} scenario{}: {} passed, {} failed, {} warned, {} not applicable, {} expected failures, {} errors ({:.1}s)",
         report.scenarios.len(),
         if report.scenarios.len() == 1 { "" } else { "s" },
         report.count(Verdict::Pass),
         report.count(Verdict::Fail),
         report.count(Verdict::Warn),
         report.count(Verdict::NotApplicable),
+        report.count(Verdict::ExpectedFailure),
         report.count(Verdict::Error),
         report.duration_ms as f64 / 1000.0
     );

@@ -63,7 +63,7 @@ async fn revoke(w: &mut KeelWorld, name: TokenName, precondition: bool) -> Resul
     precondition_active(w, name, "before its revocation").await?;
     let ctx = w.ctx()?;
     let held = w.token(name)?;
-    let reply = issuer::revoke(&ctx, &held.value, Some(hint(held.kind))).await?;
+    let reply = issuer::revoke_held(&ctx, &held, Some(hint(held.kind))).await?;
     w.note(json!({"step": "revoked", "token": held.fingerprint, "name": name.words(), "status": reply.status}));
     if reply.status == 200 {
         if precondition {
@@ -166,6 +166,11 @@ async fn introspection_has_the_rfc7662_shape(
 ) -> Result<(), Problem> {
     let ctx = w.ctx()?;
     let held = w.token(name)?;
+    if held.kind == TokenKind::Refresh && !ctx.introspects_refresh_tokens {
+        return Err(crate::verdict::not_applicable(
+            "the target declares that introspection does not answer for refresh tokens ([capabilities] refresh_token_introspection = false)",
+        ));
+    }
     let intro = issuer::introspect(&ctx, &held.value, Some(hint(held.kind))).await?;
     let mut bad = Vec::new();
     match intro.body.get("active") {

@@ -55,7 +55,7 @@ async fn refresh(w: &mut KeelWorld, source: TokenName, precondition: bool) -> Re
             oauth_error(&reply)
         )));
     }
-    let issued = issuer::parse_token_response(&ctx, &reply, "refresh")?;
+    let issued = issuer::parse_token_response(&ctx, &reply, "refresh").map(issuer::mark_user)?;
     // Under a `reuse` policy the same refresh token comes back; with none returned, the old one
     // stays the current one (RFC 6749 §6).
     let next = issued.refresh.unwrap_or_else(|| rt.clone());

@@ -24,6 +24,10 @@ async fn schema(w: &mut KeelWorld, event: SchemaEvent, precondition: bool) -> Re
         }
         Err(e) => return Err(e),
     };
+    w.schema_balance += match event {
+        SchemaEvent::Migrate => 1,
+        SchemaEvent::Rollback => -1,
+    };
     w.proofs
         .push(format!("{}: {} ({})", proof.event, proof.proof, proof.how));
     w.note(json!({"event": proof.event, "schema_versions": [proof.boot_id_before, proof.boot_id_after]}));

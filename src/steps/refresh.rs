@@ -60,7 +60,8 @@ async fn refreshed_in_a_chain(w: &mut KeelWorld, n: usize) -> Result<(), Problem
                 oauth_error(&reply)
             )));
         }
-        let issued = issuer::parse_token_response(&ctx, &reply, "refresh")?;
+        let issued =
+            issuer::parse_token_response(&ctx, &reply, "refresh").map(issuer::mark_user)?;
         let next = match (issued.refresh, policy) {
             (Some(rt), _) => rt,
             (None, RefreshPolicy::Reuse) => current.clone(),
@@ -187,7 +188,9 @@ async fn refreshed_concurrently(w: &mut KeelWorld, n: usize) -> Result<(), Probl
         let reply = r?;
         let code = oauth_error_code(&reply);
         let refresh = if reply.status == 200 {
-            issuer::parse_token_response(&ctx, &reply, "concurrent refresh")?.refresh
+            issuer::parse_token_response(&ctx, &reply, "concurrent refresh")
+                .map(issuer::mark_user)?
+                .refresh
         } else {
             None
         };
