@@ -339,3 +339,64 @@ fn an_interrupt_at_any_moment_stops_the_issuer_and_removes_its_data() {
         }
     }
 }
+
+#[test]
+fn init_drafts_a_target_file_that_check_then_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut issuer = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["serve-reference", "--data-dir"])
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(issuer.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line.trim().to_owned();
+    let file = dir.path().join("t.toml");
+    let o = keel(&["init", "--issuer", &url, "--out", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(&format!("url = \"{url}\"")) && text.contains("does not trust"),
+        "{text}"
+    );
+    // keel init never overwrites.
+    assert_eq!(
+        keel(&["init", "--issuer", &url, "--out", file.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+    // The draft names its placeholder and the missing secret, each with a line and a fix.
+    let o = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["check", file.to_str().unwrap()])
+        .env_remove("KEEL_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("TODO placeholder") && err.contains("KEEL_CLIENT_SECRET"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .all(|l| l.contains(".toml:") && l.contains("(fix: ")),
+        "{err}"
+    );
+    std::fs::write(&file, text.replace("TODO-client-id", "keel-ci")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["check", file.to_str().unwrap()])
+        .env("KEEL_CLIENT_SECRET", "x")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let _ = issuer.kill();
+    let _ = issuer.wait();
+}

@@ -317,3 +317,92 @@ async fn an_introspection_that_always_says_inactive_cannot_pass_revocation_check
     let int2 = scenario(&v, "a revoked access token answers");
     assert_eq!(int2["verdict"], "error", "{int2:#}");
 }
+
+/// `private_key_jwt` (RFC 7523): keel sends a client assertion signed with the key from the
+/// environment, with iss = sub = the client id and the token endpoint in aud, and `token_params`
+/// ride along on every token request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_sends_a_verifiable_client_assertion_and_token_params() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+    let public = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    let iss = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"issuer": iss, "token_endpoint": format!("{iss}/token")})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": jwt(&iss), "token_type": "Bearer"})),
+        )
+        .mount(&server)
+        .await;
+    let t = dir.path().join("t.toml");
+    std::fs::write(
+        &t,
+        format!("[issuer]\nurl = \"{iss}\"\n\n[client]\nid = \"keel-ci\"\nsecret_env = \"{SECRET_VAR}\"\nauth_method = \"private_key_jwt\"\ntoken_params = {{ resource = \"https://api.example\" }}\n"),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["run", "--quiet", "--req", "IDN-1", "--target"])
+            .arg(&t)
+            .env(SECRET_VAR, pem)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    let token_requests: Vec<_> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/token")
+        .collect();
+    assert!(
+        !token_requests.is_empty(),
+        "no token request: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for r in token_requests {
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(&r.body).into_owned().collect();
+        assert_eq!(
+            form.get("client_assertion_type").map(String::as_str),
+            Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        );
+        assert_eq!(
+            form.get("resource").map(String::as_str),
+            Some("https://api.example")
+        );
+        assert!(!form.contains_key("client_secret") && r.headers.get("authorization").is_none());
+        let assertion = form.get("client_assertion").expect("a client assertion");
+        let key = jsonwebtoken::DecodingKey::from_ec_der(&public);
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        v.set_audience(&[format!("{iss}/token")]);
+        let claims = jsonwebtoken::decode::<Value>(assertion, &key, &v)
+            .expect("the assertion verifies with the client's public key")
+            .claims;
+        assert_eq!(claims["iss"], "keel-ci");
+        assert_eq!(claims["sub"], "keel-ci");
+        assert!(claims["jti"].is_string());
+    }
+}
