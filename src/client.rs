@@ -170,6 +170,13 @@ impl IssuerClient {
                     url: "-".into(),
                     cause: format!("the CA bundle is not PEM certificates: {}", flatten(&e)),
                 })?;
+            if certs.is_empty() {
+                return Err(HttpError::Transport {
+                    method: "-",
+                    url: "-".into(),
+                    cause: "the CA bundle holds no PEM certificate".into(),
+                });
+            }
             for c in certs {
                 builder = builder.add_root_certificate(c);
             }

@@ -74,6 +74,8 @@ pub struct Context {
     pub api_keys: Option<(crate::target::ApiKeys, Option<TokenFormat>)>,
     /// Where each identity reference is exposed (`[identity]`).
     pub identity: std::collections::BTreeMap<String, crate::target::Location>,
+    /// Requirement ids the expectations file lists (for the progress label).
+    pub expected_reqs: Vec<String>,
     /// Whether refresh tokens can be introspected.
     pub introspects_refresh_tokens: bool,
     /// Declared refresh policy.

@@ -80,6 +80,13 @@ pub fn load(path: &Path) -> Result<Vec<Expected>, TargetError> {
         if let Some(d) = &e.expires
             && !valid_date(d)
         {
+            let line = line.map(|start| {
+                text.lines()
+                    .enumerate()
+                    .skip(start - 1)
+                    .find(|(_, l)| l.trim_start().starts_with("expires"))
+                    .map_or(start, |(i, _)| i + 1)
+            });
             return Err(err(
                 line,
                 format!("expires {d:?} is not a YYYY-MM-DD date"),
@@ -92,12 +99,26 @@ pub fn load(path: &Path) -> Result<Vec<Expected>, TargetError> {
 
 fn valid_date(d: &str) -> bool {
     let b = d.as_bytes();
-    d.len() == 10
+    if !(d.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
         && d.chars()
             .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit()))
+    {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| d[r].parse::<u32>().unwrap_or(0);
+    let (y, m, day) = (num(0..4), num(5..7), num(8..10));
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    y >= 1970 && (1..=days).contains(&day)
 }
 
 /// Today as `YYYY-MM-DD` (UTC).
@@ -109,9 +130,12 @@ pub fn today() -> String {
 /// not fail, or expired, become expectation problems (which fail the run). Returns the entries
 /// to paste for new failures.
 pub fn apply(report: &mut RunReport, expected: &[Expected], today: &str) -> Vec<String> {
+    // Only failures and warnings can be expected: an error means keel could not check, and an
+    // expectations entry must not turn "could not check" into a green run.
+    let expectable = |v: Verdict| matches!(v, Verdict::Fail | Verdict::Warn);
     let failing = |v: Verdict| matches!(v, Verdict::Fail | Verdict::Error | Verdict::Warn);
     for s in &mut report.scenarios {
-        if !failing(s.verdict) {
+        if !expectable(s.verdict) {
             continue;
         }
         if let Some(e) = expected.iter().find(|e| s.requirements.contains(&e.req)) {
@@ -253,6 +277,14 @@ mod tests {
     }
 
     #[test]
+    fn an_error_is_never_hidden_by_an_expectation() {
+        let mut r = report(vec![rec("RST-1", Verdict::Error)]);
+        apply(&mut r, &[exp("RST-1", None)], "2026-12-03");
+        assert_eq!(r.scenarios[0].verdict, Verdict::Error);
+        assert_eq!(r.exit_code(), 1);
+    }
+
+    #[test]
     fn an_expired_entry_fails_the_run() {
         let mut r = report(vec![rec("RST-1", Verdict::Fail)]);
         apply(&mut r, &[exp("RST-1", Some("2026-01-01"))], "2026-12-03");
@@ -272,6 +304,10 @@ mod tests {
     fn dates_are_checked() {
         assert!(valid_date("2027-06-30"));
         assert!(!valid_date("2027-6-30"));
+        assert!(!valid_date("2027-13-45"));
+        assert!(!valid_date("2026-02-30"));
+        assert!(valid_date("2028-02-29"));
+        assert!(!valid_date("0000-00-00"));
         assert_eq!(today().len(), 10);
     }
 }

@@ -145,7 +145,7 @@ fn client_assertion(ctx: &Context, creds: &Creds) -> Result<String, Problem> {
     let (alg_name, kid) = creds.assertion.clone().unwrap_or_default();
     let bad = |e: jsonwebtoken::errors::Error| {
         error(format!(
-            "the private key for private_key_jwt cannot be used: {e} (put a PKCS#8 PEM key in the variable named by secret_env)"
+            "the private key for private_key_jwt cannot be used ({e:?}): put a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----) in the variable named by secret_env"
         ))
     };
     let (alg, key) = if alg_name.starts_with("ES")

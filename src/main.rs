@@ -11,9 +11,10 @@ use clap::{Parser, Subcommand};
 /// keel: a conformance suite for API-token issuers.
 ///
 /// keel puts an OAuth 2.0 issuer through the events that break token identities (restarts,
-/// hard kills; rotations and migrations to come) and proves that tokens keep validating and
-/// that their identity references (iss, sub, client_id, jti, kid, the public id of an opaque
-/// token) do not change. With no target it tests its own bundled reference issuer.
+/// hard kills, refresh and signing-key rotation, API-key secret rolls, schema migrations and
+/// rollbacks) and proves that tokens keep validating and that their identity references (iss,
+/// sub, client_id, jti, kid, the public id of an opaque token) do not change. With no target it
+/// tests its own bundled reference issuer.
 #[derive(Parser)]
 #[command(name = "keel", version, propagate_version = true)]
 struct Cli {
@@ -166,8 +167,8 @@ const TARGET_HELP: &str = r#"Target file (every key not shown is optional; unkno
   # method = "password"  username = "alice"  password_env = "KEEL_USER_PASSWORD"
   # method = "command"   run = "./get-token.sh"   (prints a token response as JSON)
 
-  [hooks.restart]                        # each hook: run = "<shell>" or
-  run = "systemctl restart my-issuer"    #   http = { url = "...", method = "POST", bearer_env = "..." }
+  [hooks.restart]                        # each hook: run = "<shell>" or an HTTP call,
+  run = "systemctl restart my-issuer"    #   http = { url = "...", bearer_env = "VAR" }
   ready_timeout = "30s"                  # and timeout = "60s" for the hook itself
   # [hooks.kill]                         # SIGKILL + start (durability, RST-6)
   # [hooks.migrate] / [hooks.rollback]   # schema up / down, issuer restarted on it
@@ -177,6 +178,15 @@ const TARGET_HELP: &str = r#"Target file (every key not shown is optional; unkno
   boot_id_url = "https://auth.example.com/health"   # else: downtime observed during the hook
   boot_id_pointer = "/boot_id"
   # schema_version_url = "..."  schema_version_pointer = "/schema_version"  (migrate/rollback)
+
+  # [identity]                           # where references live: "jwt", "introspection" or
+  # sub = "introspection"                #   "none" (declared absent: a warning)
+  # [api_keys]                           # an API-key resource (keel's reference protocol:
+  # issue = "https://.../api-keys"       #   form POSTs, client-authenticated)
+  # validate = "https://.../api-keys/validate"
+  # roll = "https://.../api-keys/{id}/roll"
+  # grace = "60s"                        # the previous secret's grace period after a roll
+  # [capabilities.api_key]  format = "prefixed"  prefix = "kak_"  public_id_length = 16  checksum = "crc32-base62"
 
   [http]
   timeout = "10s"                        # per request, body included

@@ -156,7 +156,12 @@ async fn run_inner(opts: RunOptions) -> Result<RunReport, StartError> {
         Some(p) => Some(crate::expect::load(p).map_err(StartError::Expectations)?),
         None => None,
     };
-    let started = start(&opts, total).await?;
+    let mut started = start(&opts, total).await?;
+    if let Some(e) = &expected
+        && let Some(c) = Arc::get_mut(&mut started.ctx)
+    {
+        c.expected_reqs = e.iter().map(|x| x.req.clone()).collect();
+    }
     let ctx = started.ctx.clone();
     context::install(ctx.clone());
     let previous_hook = std::panic::take_hook();
@@ -337,6 +342,7 @@ pub async fn reference_context(
         refresh_policy: Some(crate::target::RefreshPolicy::Rotate),
         identity: Default::default(),
         introspects_refresh_tokens: true,
+        expected_reqs: Vec::new(),
         user_client: None,
         second_creds: config.clients.get(1).map(|c| Creds {
             id: c.id.clone(),
@@ -463,6 +469,7 @@ async fn start(opts: &RunOptions, total: usize) -> Result<Started, StartError> {
                 refresh_policy: f.capabilities.refresh_policy,
                 identity: f.identity.clone(),
                 introspects_refresh_tokens: f.capabilities.refresh_token_introspection,
+                expected_reqs: Vec::new(),
                 user_client: match (f.user_tokens.as_ref(), &loaded.user_secret) {
                     (Some(u), Some(secret)) => Some(Creds {
                         id: u.client_id.clone().unwrap_or_else(|| f.client.id.clone()),
@@ -705,6 +712,9 @@ fn record(
             &rec,
             ctx.results.lock().map(|r| r.len() + 1).unwrap_or(0),
             ctx.total,
+            rec.requirements
+                .iter()
+                .any(|r| ctx.expected_reqs.contains(r)),
         );
     }
     if let Ok(mut r) = ctx.results.lock() {

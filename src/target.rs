@@ -619,6 +619,40 @@ fn semantic(
     {
         errs.push(e);
     }
+    if let Some(ca) = &file.http.ca_bundle {
+        let ca_path = if ca.is_relative() {
+            path.parent().unwrap_or(Path::new(".")).join(ca)
+        } else {
+            ca.clone()
+        };
+        let line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("ca_bundle"))
+            .map(|i| i + 1);
+        let problem = match std::fs::read(&ca_path) {
+            Err(e) => Some(format!(
+                "cannot read the CA bundle {}: {e}",
+                ca_path.display()
+            )),
+            Ok(bytes)
+                if !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") =>
+            {
+                Some(format!(
+                    "the CA bundle {} holds no PEM certificate",
+                    ca_path.display()
+                ))
+            }
+            Ok(_) => None,
+        };
+        if let Some(message) = problem {
+            errs.push(TargetError {
+                path: path.to_owned(),
+                line,
+                message,
+                fix: Some("point [http] ca_bundle at a PEM file of CA certificates (relative to the target file)".into()),
+            });
+        }
+    }
     if let Some(ut) = &file.user_tokens {
         let line = text
             .lines()
@@ -627,7 +661,14 @@ fn semantic(
         let missing = |what: &str, fix: &str| TargetError {
             path: path.to_owned(),
             line,
-            message: format!("[user_tokens] method = {:?} needs {what}", ut.method),
+            message: format!(
+                "[user_tokens] method = \"{}\" needs {what}",
+                match ut.method {
+                    UserTokenMethod::AuthorizationCode => "authorization_code",
+                    UserTokenMethod::Password => "password",
+                    UserTokenMethod::Command => "command",
+                }
+            ),
             fix: Some(fix.to_owned()),
         };
         match ut.method {

@@ -244,10 +244,28 @@ impl RunReport {
                     return None;
                 }
                 let worst = scen.iter().map(|s| s.verdict).max_by_key(|v| v.rank())?;
+                let na = scen
+                    .iter()
+                    .filter(|s| s.verdict == Verdict::NotApplicable)
+                    .count();
                 let message = scen
                     .iter()
                     .find(|s| s.verdict == worst && s.verdict != Verdict::Pass)
-                    .and_then(|s| s.message.clone());
+                    .and_then(|s| s.message.clone())
+                    .or_else(|| {
+                        // A pass with some scenarios not applicable was only partly checked: say so.
+                        (worst == Verdict::Pass && na > 0).then(|| {
+                            let why = scen
+                                .iter()
+                                .find(|s| s.verdict == Verdict::NotApplicable)
+                                .and_then(|s| s.message.clone())
+                                .unwrap_or_default();
+                            format!(
+                                "partly checked: {na} of {} scenarios not applicable ({why})",
+                                scen.len()
+                            )
+                        })
+                    });
                 let (strength, title) = match crate::spec::find(&id) {
                     Some(r) => (r.strength.to_string(), r.title.to_owned()),
                     None => ("custom".to_owned(), "(not in keel's catalogue)".to_owned()),

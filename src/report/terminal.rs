@@ -15,13 +15,18 @@ macro_rules! say {
     }};
 }
 
-/// Prints the progress line of one finished scenario.
-pub fn progress(rec: &ScenarioRecord, done: usize, total: usize) {
+/// Prints the progress line of one finished scenario; `expected` marks a failure the
+/// expectations file lists (shown as XFAIL, as it will be counted).
+pub fn progress(rec: &ScenarioRecord, done: usize, total: usize, expected: bool) {
     let width = total.to_string().len();
     let file = rec.file.rsplit('/').next().unwrap_or(&rec.file);
     crate::say!(
         "[{done:>width$}/{total}] {:<5} {} {} ({file}:{}) {:.2}s",
-        rec.verdict.label(),
+        if expected && matches!(rec.verdict, Verdict::Fail | Verdict::Warn) {
+            Verdict::ExpectedFailure.label()
+        } else {
+            rec.verdict.label()
+        },
         rec.req_label(),
         rec.name,
         rec.line,
@@ -49,9 +54,7 @@ pub fn summary(report: &RunReport) {
             r.strength,
             r.title
         );
-        if let Some(m) = &r.message
-            && r.verdict != Verdict::Pass
-        {
+        if let Some(m) = &r.message {
             crate::say!("                      {m}");
         }
     }
@@ -68,6 +71,12 @@ pub fn summary(report: &RunReport) {
         report.count(Verdict::Error),
         report.duration_ms as f64 / 1000.0
     );
+    if !report.expectation_problems.is_empty() {
+        crate::say!(
+            "{} expectation problem(s), each failing the run:",
+            report.expectation_problems.len()
+        );
+    }
     for p in &report.expectation_problems {
         crate::say!("keel: expectations: {p}");
     }
