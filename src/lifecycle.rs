@@ -29,10 +29,10 @@ pub struct EventProof {
     pub event: &'static str,
     /// How it was triggered.
     pub how: String,
-    /// Boot id before, if known.
-    pub boot_id_before: Option<String>,
-    /// Boot id after, if known.
-    pub boot_id_after: Option<String>,
+    /// The marker (boot id or schema version) before the event, if known.
+    pub before: Option<String>,
+    /// The marker after the event, if known.
+    pub after: Option<String>,
     /// Milliseconds of observed downtime, if any was seen.
     pub downtime_ms: Option<u64>,
     /// The proof in words.
@@ -117,14 +117,14 @@ impl Lifecycle {
         match self {
             Lifecycle::Reference(issuer, _) => {
                 let health = format!("{}/health", issuer.base_url());
-                let before = boot_id(client, &health, "/boot_id").await?;
+                let before = read_marker(client, &health, "/boot_id", "boot id").await?;
                 let how = issuer
                     .restart(kind == RestartKind::Kill)
                     .await
                     .map_err(|e| error(format!("{event} not applied: {e}")))?;
                 wait_ready(client, &health, Duration::from_secs(10)).await?;
-                let after = boot_id(client, &health, "/boot_id").await?;
-                prove_by_boot_id(event, how, before, after, &health)
+                let after = read_marker(client, &health, "/boot_id", "boot id").await?;
+                prove_changed(event, "boot id", how, before, after, &health, false)
             }
             Lifecycle::Hooks {
                 hooks,
@@ -139,7 +139,9 @@ impl Lifecycle {
                     return Err(error("unreachable: hook checked above"));
                 };
                 let before = match &proof.boot_id_url {
-                    Some(u) => Some(boot_id(client, u, &proof.boot_id_pointer).await?),
+                    Some(u) => {
+                        Some(read_marker(client, u, &proof.boot_id_pointer, "boot id").await?)
+                    }
                     None => None,
                 };
                 let downtime = run_hook(event, hook, client, ready_url).await?;
@@ -147,8 +149,9 @@ impl Lifecycle {
                 let how = hook.describe();
                 match (&proof.boot_id_url, before) {
                     (Some(u), Some(before)) => {
-                        let after = boot_id(client, u, &proof.boot_id_pointer).await?;
-                        let mut p = prove_by_boot_id(event, how, before, after, u)?;
+                        let after =
+                            read_marker(client, u, &proof.boot_id_pointer, "boot id").await?;
+                        let mut p = prove_changed(event, "boot id", how, before, after, u, false)?;
                         p.downtime_ms = downtime.map(|d| d.as_millis() as u64);
                         Ok(p)
                     }
@@ -156,8 +159,8 @@ impl Lifecycle {
                         Some(d) => Ok(EventProof {
                             event,
                             how,
-                            boot_id_before: None,
-                            boot_id_after: None,
+                            before: None,
+                            after: None,
                             downtime_ms: Some(d.as_millis() as u64),
                             proof: format!(
                                 "downtime observed: {ready_url} stopped answering for about {} ms while the hook ran",
@@ -174,49 +177,56 @@ impl Lifecycle {
     }
 }
 
-fn prove_by_boot_id(
+/// Proof that an event happened: the marker it must change (a boot id, a schema version) did.
+/// `show_values` puts the values in the proof (a schema version says something; a boot id is
+/// random and goes to the ledger only).
+fn prove_changed(
     event: &'static str,
+    marker: &str,
     how: String,
     before: String,
     after: String,
     url: &str,
+    show_values: bool,
 ) -> Result<EventProof, Problem> {
     if before == after {
         return Err(error(format!(
-            "{event} not applied: the boot id at {url} is unchanged ({how})"
+            "{event} not applied: the {marker} at {url} is unchanged ({before}; {how})"
         )));
     }
+    let proof = if show_values {
+        format!("{marker} at {url} changed from {before} to {after}")
+    } else {
+        format!("{marker} at {url} changed")
+    };
     Ok(EventProof {
         event,
         how,
-        proof: format!("boot id at {url} changed"),
-        boot_id_before: Some(before),
-        boot_id_after: Some(after),
+        proof,
+        before: Some(before),
+        after: Some(after),
         downtime_ms: None,
     })
 }
 
-async fn boot_id(client: &IssuerClient, url: &str, pointer: &str) -> Result<String, Problem> {
-    let reply = client
-        .get(url)
-        .await
-        .map_err(|e| error(format!("cannot read the boot id: {e}")))?;
+/// Reads the `marker` (boot id, schema version) at `pointer` in the JSON document at `url`.
+async fn read_marker(
+    client: &IssuerClient,
+    url: &str,
+    pointer: &str,
+    marker: &str,
+) -> Result<String, Problem> {
+    let cannot = |why: String| error(format!("cannot read the {marker}: {why}"));
+    let reply = client.get(url).await.map_err(|e| cannot(e.to_string()))?;
     if reply.status != 200 {
-        return Err(error(format!(
-            "cannot read the boot id: {}",
-            reply.describe()
-        )));
+        return Err(cannot(reply.describe()));
     }
-    let doc = serde_json::Value::Object(
-        reply
-            .json_object()
-            .map_err(|e| error(format!("cannot read the boot id: {e}")))?,
-    );
+    let doc = serde_json::Value::Object(reply.json_object().map_err(|e| cannot(e.to_string()))?);
     match doc.pointer(pointer) {
         Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
-        _ => Err(error(format!(
-            "cannot read the boot id: {url} has no string or number at JSON pointer {pointer}"
+        _ => Err(cannot(format!(
+            "{url} has no string or number at JSON pointer {pointer}"
         ))),
     }
 }
@@ -431,14 +441,16 @@ impl Lifecycle {
         match self {
             Lifecycle::Reference(issuer, _) => {
                 let health = format!("{}/health", issuer.base_url());
-                let before = boot_id(client, &health, "/schema_version").await?;
+                let before =
+                    read_marker(client, &health, "/schema_version", "schema version").await?;
                 let how = issuer
                     .offline(name)
                     .await
                     .map_err(|e| error(format!("{name} not applied: {e}")))?;
                 wait_ready(client, &health, Duration::from_secs(10)).await?;
-                let after = boot_id(client, &health, "/schema_version").await?;
-                prove_schema(name, how, before, after, &health)
+                let after =
+                    read_marker(client, &health, "/schema_version", "schema version").await?;
+                prove_changed(name, "schema version", how, before, after, &health, true)
             }
             Lifecycle::Hooks {
                 hooks,
@@ -459,36 +471,26 @@ impl Lifecycle {
                         "{name} cannot be proven: declare [proof] schema_version_url (a URL reporting the schema version)"
                     )));
                 };
-                let before = boot_id(client, url, &proof.schema_version_pointer).await?;
+                let before =
+                    read_marker(client, url, &proof.schema_version_pointer, "schema version")
+                        .await?;
                 run_hook(name, hook, client, ready_url).await?;
                 wait_ready(client, ready_url, hook.ready_timeout).await?;
-                let after = boot_id(client, url, &proof.schema_version_pointer).await?;
-                prove_schema(name, hook.describe(), before, after, url)
+                let after =
+                    read_marker(client, url, &proof.schema_version_pointer, "schema version")
+                        .await?;
+                prove_changed(
+                    name,
+                    "schema version",
+                    hook.describe(),
+                    before,
+                    after,
+                    url,
+                    true,
+                )
             }
         }
     }
-}
-
-fn prove_schema(
-    name: &'static str,
-    how: String,
-    before: String,
-    after: String,
-    url: &str,
-) -> Result<EventProof, Problem> {
-    if before == after {
-        return Err(error(format!(
-            "{name} not applied: the schema version at {url} is still {before} ({how})"
-        )));
-    }
-    Ok(EventProof {
-        event: name,
-        how,
-        proof: format!("schema version at {url} changed from {before} to {after}"),
-        boot_id_before: Some(before),
-        boot_id_after: Some(after),
-        downtime_ms: None,
-    })
 }
 
 /// The poll loop never ends on its own; `select!` needs a value of the right type.

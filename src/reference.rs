@@ -198,15 +198,7 @@ impl ReferenceIssuer {
         if let Some(mut child) = guard.take() {
             stop_child(&mut child, hard).await?;
         }
-        let (child, url, took) = spawn(&self.bin, &self.data_dir, self.fault.as_deref()).await?;
-        let new_pid = child.id();
-        *guard = Some(child);
-        if url != self.base_url {
-            return Err(ReferenceError::Moved {
-                before: self.base_url.clone(),
-                after: url,
-            });
-        }
+        let (new_pid, took) = self.respawn(&mut guard).await?;
         Ok(format!(
             "{how} to pid {}, new process pid {} announced its URL after {} ms",
             old_pid.map_or("?".into(), |p| p.to_string()),
@@ -217,6 +209,24 @@ impl ReferenceIssuer {
 }
 
 impl ReferenceIssuer {
+    /// Starts a new process on the data directory into `slot` (the old one must be stopped)
+    /// and checks that it came back on the same address; returns its pid and start-up time.
+    async fn respawn(
+        &self,
+        slot: &mut Option<Child>,
+    ) -> Result<(Option<u32>, Duration), ReferenceError> {
+        let (child, url, took) = spawn(&self.bin, &self.data_dir, self.fault.as_deref()).await?;
+        let pid = child.id();
+        *slot = Some(child);
+        if url != self.base_url {
+            return Err(ReferenceError::Moved {
+                before: self.base_url.clone(),
+                after: url,
+            });
+        }
+        Ok((pid, took))
+    }
+
     /// Stops the issuer gracefully, runs `keel migrate-reference` or `keel rollback-reference`
     /// on its data directory (with its fault mode), and starts it again.
     pub async fn offline(&self, what: &str) -> Result<String, ReferenceError> {
@@ -235,14 +245,7 @@ impl ReferenceIssuer {
             cause: e.to_string(),
         });
         // Start again whatever happened, so that a failed migration leaves a running issuer.
-        let (child, url, _) = spawn(&self.bin, &self.data_dir, self.fault.as_deref()).await?;
-        *guard = Some(child);
-        if url != self.base_url {
-            return Err(ReferenceError::Moved {
-                before: self.base_url.clone(),
-                after: url,
-            });
-        }
+        self.respawn(&mut guard).await?;
         let out = out?;
         let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if !out.status.success() {

@@ -96,25 +96,41 @@ fn target(dir: &Path, iss: &str, hook: &str) -> PathBuf {
 /// Runs `keel run --target FILE --req RST-2` and returns (exit code, report).
 async fn keel(target: PathBuf, dir: &Path) -> (i32, Value) {
     let report = dir.join("report.json");
-    let r = report.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["run", "--quiet", "--req", "RST-2", "--target"])
-            .arg(&target)
-            .arg("--report-json")
-            .arg(&r)
-            .env(SECRET_VAR, "detection-secret")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = keel_cli(
+        vec![
+            "run".to_owned(),
+            "--quiet".to_owned(),
+            "--req".to_owned(),
+            "RST-2".to_owned(),
+            "--target".to_owned(),
+            target.display().to_string(),
+            "--report-json".to_owned(),
+            report.display().to_string(),
+        ],
+        "detection-secret",
+    )
+    .await;
     let text = std::fs::read_to_string(&report)
         .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (
         out.status.code().unwrap_or(-1),
         serde_json::from_str(&text).unwrap(),
     )
+}
+
+/// Runs the keel binary with `args` and the client secret in the environment, off the async
+/// runtime (the mock issuer lives on it).
+async fn keel_cli(args: Vec<String>, secret: impl Into<String>) -> std::process::Output {
+    let secret = secret.into();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(&args)
+            .env(SECRET_VAR, secret)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
 }
 
 fn scenario<'a>(report: &'a Value, needle: &str) -> &'a Value {
@@ -222,21 +238,19 @@ async fn credentials_and_tokens_echoed_by_an_issuer_never_reach_a_report() {
     std::fs::write(&t, format!("[issuer]\nurl = \"{iss}\"\n\n[client]\nid = \"keel-ci\"\nsecret_env = \"{SECRET_VAR}\"\n")).unwrap();
     let junit = dir.path().join("j.xml");
     let report = dir.path().join("r.json");
-    let (t2, j2, r2) = (t.clone(), junit.clone(), report.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["run", "--target"])
-            .arg(&t2)
-            .arg("--junit")
-            .arg(&j2)
-            .arg("--report-json")
-            .arg(&r2)
-            .env(SECRET_VAR, "CANARY-SECRET-123456")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = keel_cli(
+        vec![
+            "run".to_owned(),
+            "--target".to_owned(),
+            t.display().to_string(),
+            "--junit".to_owned(),
+            junit.display().to_string(),
+            "--report-json".to_owned(),
+            report.display().to_string(),
+        ],
+        "CANARY-SECRET-123456",
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1));
     let canary_b64 =
         base64::engine::general_purpose::STANDARD.encode("keel-ci:CANARY-SECRET-123456");
@@ -290,19 +304,20 @@ async fn an_introspection_that_always_says_inactive_cannot_pass_revocation_check
     let t = dir.path().join("t.toml");
     std::fs::write(&t, format!("[issuer]\nurl = \"{iss}\"\n\n[client]\nid = \"keel-ci\"\nsecret_env = \"{SECRET_VAR}\"\n")).unwrap();
     let report = dir.path().join("r.json");
-    let (t2, r2) = (t.clone(), report.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["run", "--quiet", "--req", "INT-2,INT-3", "--target"])
-            .arg(&t2)
-            .arg("--report-json")
-            .arg(&r2)
-            .env(SECRET_VAR, "x")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = keel_cli(
+        vec![
+            "run".to_owned(),
+            "--quiet".to_owned(),
+            "--req".to_owned(),
+            "INT-2,INT-3".to_owned(),
+            "--target".to_owned(),
+            t.display().to_string(),
+            "--report-json".to_owned(),
+            report.display().to_string(),
+        ],
+        "x",
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let revoked = scenario(&v, "revoked access token is inactive at once");
@@ -362,16 +377,18 @@ async fn private_key_jwt_sends_a_verifiable_client_assertion_and_token_params() 
         format!("[issuer]\nurl = \"{iss}\"\n\n[client]\nid = \"keel-ci\"\nsecret_env = \"{SECRET_VAR}\"\nauth_method = \"private_key_jwt\"\ntoken_params = {{ resource = \"https://api.example\" }}\n"),
     )
     .unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["run", "--quiet", "--req", "IDN-1", "--target"])
-            .arg(&t)
-            .env(SECRET_VAR, pem)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = keel_cli(
+        vec![
+            "run".to_owned(),
+            "--quiet".to_owned(),
+            "--req".to_owned(),
+            "IDN-1".to_owned(),
+            "--target".to_owned(),
+            t.display().to_string(),
+        ],
+        pem,
+    )
+    .await;
     let requests = server.received_requests().await.unwrap();
     let token_requests: Vec<_> = requests
         .iter()

@@ -148,16 +148,26 @@ async fn kid_names_a_verifying_jwks_key(w: &mut KeelWorld, name: TokenName) -> R
         .filter_map(|k| k.get("kid").cloned())
         .collect();
     w.note(json!({"step": "jwks", "jwt.kid": d.kid(), "kids": kids}));
-    match jwt::verify(&held.value, &jwks) {
+    verifies_against(
+        &held.value,
+        &jwks,
+        &format!("expected the {} to verify against the JWKS", name.words()),
+    )
+}
+
+/// Verifies `token` against `jwks`: a key keel cannot use is an error (keel could not check),
+/// any other verification failure fails with `expectation` as the lead.
+pub(crate) fn verifies_against(
+    token: &str,
+    jwks: &Value,
+    expectation: &str,
+) -> Result<(), Problem> {
+    match jwt::verify(token, jwks) {
         Ok(_) => Ok(()),
-        Err(e @ jwt::JwtError::UnusableKey { .. }) => Err(error(format!(
-            "keel cannot verify the {}: {e}",
-            name.words()
-        ))),
-        Err(e) => Err(fail(format!(
-            "expected the {} to verify against the JWKS: {e}",
-            name.words()
-        ))),
+        Err(e @ jwt::JwtError::UnusableKey { .. }) => {
+            Err(error(format!("keel cannot verify the token: {e}")))
+        }
+        Err(e) => Err(fail(format!("{expectation}: {e}"))),
     }
 }
 

@@ -39,6 +39,13 @@ fn kids(jwks: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The rotation a previous step began.
+fn rotation(w: &KeelWorld) -> Result<Rotation, Problem> {
+    w.rotation
+        .clone()
+        .ok_or_else(|| error("no rotation was started"))
+}
+
 fn require_serial(w: &KeelWorld) -> Result<(), Problem> {
     if w.serial {
         Ok(())
@@ -117,21 +124,23 @@ async fn the_next_signing_key_is_staged(w: &mut KeelWorld) -> Result<(), Problem
 
 #[then("the JWKS holds the previous keys and the staged one")]
 async fn the_jwks_holds_both(w: &mut KeelWorld) -> Result<(), Problem> {
-    let r = w
-        .rotation
-        .clone()
-        .ok_or_else(|| error("no rotation was started"))?;
+    let r = rotation(w)?;
     if r.one_step {
         return Ok(());
     }
     let ctx = w.ctx()?;
     let now = issuer::jwks(&ctx).await?;
     let now_keys: Vec<&Value> = jwt::jwks_keys(&now);
-    let missing: Vec<String> = jwt::jwks_keys(&r.jwks_before)
+    let mut missing: Vec<String> = jwt::jwks_keys(&r.jwks_before)
         .iter()
         .filter(|k| !now_keys.contains(k))
         .map(|k| k.get("kid").map(Value::to_string).unwrap_or_default())
         .collect();
+    if let Some(staged) = &r.staged_kid
+        && !kids(&now).contains(staged)
+    {
+        missing.push(format!("the staged key {staged:?}"));
+    }
     if missing.is_empty() {
         Ok(())
     } else {
@@ -144,10 +153,7 @@ async fn the_jwks_holds_both(w: &mut KeelWorld) -> Result<(), Problem> {
 
 #[then("a new access token still carries the previous key id")]
 async fn a_new_token_still_carries_the_previous_kid(w: &mut KeelWorld) -> Result<(), Problem> {
-    let r = w
-        .rotation
-        .clone()
-        .ok_or_else(|| error("no rotation was started"))?;
+    let r = rotation(w)?;
     if r.one_step {
         return Ok(());
     }
@@ -164,10 +170,7 @@ async fn a_new_token_still_carries_the_previous_kid(w: &mut KeelWorld) -> Result
 }
 
 async fn activate(w: &mut KeelWorld) -> Result<(), Problem> {
-    let r = w
-        .rotation
-        .clone()
-        .ok_or_else(|| error("no rotation was started"))?;
+    let r = rotation(w)?;
     let ctx = w.ctx()?;
     if !r.one_step {
         let how = ctx
@@ -263,25 +266,19 @@ async fn still_verifies(w: &mut KeelWorld, name: TokenName) -> Result<(), Proble
     let ctx = w.ctx()?;
     let held = w.token(name)?;
     let jwks = issuer::jwks(&ctx).await?;
-    match jwt::verify(&held.value, &jwks) {
-        Ok(_) => Ok(()),
-        Err(e @ jwt::JwtError::UnusableKey { .. }) => Err(error(format!(
-            "keel cannot verify the {}: {e}",
+    super::identity::verifies_against(
+        &held.value,
+        &jwks,
+        &format!(
+            "expected the {} (signed by the previous key) to keep verifying during the overlap",
             name.words()
-        ))),
-        Err(e) => Err(fail(format!(
-            "expected the {} (signed by the previous key) to keep verifying during the overlap: {e}",
-            name.words()
-        ))),
-    }
+        ),
+    )
 }
 
 #[then("every key id recorded before the rotation still names the same key material")]
 async fn kids_keep_their_material(w: &mut KeelWorld) -> Result<(), Problem> {
-    let r = w
-        .rotation
-        .clone()
-        .ok_or_else(|| error("no rotation was started"))?;
+    let r = rotation(w)?;
     let ctx = w.ctx()?;
     let now = issuer::jwks(&ctx).await?;
     let material = |k: &Value| -> Value {

@@ -30,7 +30,7 @@ async fn schema(w: &mut KeelWorld, event: SchemaEvent, precondition: bool) -> Re
     };
     w.proofs
         .push(format!("{}: {} ({})", proof.event, proof.proof, proof.how));
-    w.note(json!({"event": proof.event, "schema_versions": [proof.boot_id_before, proof.boot_id_after]}));
+    w.note(json!({"event": proof.event, "schema_versions": [proof.before, proof.after]}));
     Ok(())
 }
 

@@ -119,7 +119,7 @@ async fn restart(w: &mut KeelWorld, kind: RestartKind) -> Result<(), Problem> {
     w.note(json!({
         "event": proof.event,
         "proof": proof.proof.split(" at ").next().unwrap_or_default(),
-        "boot_ids": [proof.boot_id_before, proof.boot_id_after],
+        "boot_ids": [proof.before, proof.after],
     }));
     Ok(())
 }
